@@ -1,0 +1,293 @@
+"""``baton.config`` loading: YAML, then each section built into its dataclass.
+
+Builders read the document defensively (``isinstance`` before use) because the schema step
+has already reported anything malformed; they add only what the schema cannot know:
+plugin types, secrets, references between sections, matcher syntax. A builder that meets
+a problem records it and carries on, so one run reports them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import plugin
+from ._config_check import Checker
+from .config import (
+    ApiToken,
+    AuthConfig,
+    Config,
+    ConnectorConfig,
+    DispatchConfig,
+    Level,
+    LoggingConfig,
+    Policy,
+    Route,
+    ServerConfig,
+    SourceConfig,
+    StorageConfig,
+    Target,
+)
+from .duration import format_duration
+from .matcher import Matcher, parse_matchers
+from .secret import Secret
+
+SOURCE_KEYS = frozenset({"type", "auth", "labels", "max_body_bytes"})
+CONNECTOR_KEYS = frozenset({"type", "timeout", "max_attempts", "max_age", "concurrency",
+                            "backoff", "max_retry_after"})
+# ``to: <kind>:<id>`` kinds checked against the section that defines them.
+RECIPIENT_SECTIONS = {"person": "people", "team": "teams", "schedule": "schedules"}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a config typo would vanish."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                          ) -> dict[Hashable, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str) -> tuple[Any, list[str]]:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(root)"
+        return None, [f"{where}: invalid YAML: {exc.problem or exc.context}"]
+    except yaml.YAMLError as exc:
+        return None, [f"(root): invalid YAML: {exc}"]
+    if data is None:
+        return None, ["(root): the config is empty"]
+    return data, []
+
+
+def _dict(node: Any, key: str | None = None) -> dict[str, Any]:
+    value = node.get(key) if key is not None and isinstance(node, dict) else node
+    return value if isinstance(value, dict) else {}
+
+
+def _list(node: Any, key: str) -> list[Any]:
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def _opt(node: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = node.get(key, default)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+
+def _unknown(data: dict[str, Any], section: str, name: str) -> bool:
+    """``name`` is not in ``section``; False when the section itself is malformed (the
+    schema said so already, and every reference to it would repeat that)."""
+    entries = data.get(section, {})
+    return isinstance(entries, dict) and name not in entries
+
+
+def _strings(node: dict[str, Any], key: str) -> tuple[str, ...]:
+    return tuple(v for v in _list(node, key) if isinstance(v, str))
+
+
+def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
+    listen = _opt(raw, "listen", str, ServerConfig.listen)
+    port = listen.rpartition(":")[2]
+    if port.isdigit() and int(port) > 65535:
+        ctx.add("server.listen", f"port {port} is out of range (0-65535)")
+    return ServerConfig(
+        listen=listen,
+        max_body_bytes=_opt(raw, "max_body_bytes", int, ServerConfig.max_body_bytes),
+        shutdown_grace=ctx.duration(raw, "shutdown_grace", "server", 10.0))
+
+
+def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
+    out: list[ApiToken] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(_list(raw, "tokens")):
+        path = f"api.tokens[{i}]"
+        name = _dict(item).get("name")
+        token = ctx.secrets(_dict(item).get("token"), f"{path}.token")
+        if not isinstance(name, str) or not isinstance(token, Secret):
+            continue
+        if name in seen:
+            ctx.add(f"{path}.name",
+                    f'duplicate token name "{name}" (also api.tokens[{seen[name]}])')
+        twin = next((j for j, t in enumerate(out) if t.token == token), None)
+        if twin is not None:
+            ctx.add(f"{path}.token", f"same token as api.tokens[{twin}]: each holder needs its own")
+        seen.setdefault(name, i)
+        out.append(ApiToken(name, token))
+    return tuple(out)
+
+
+def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
+    auth = ctx.secrets(raw, path)
+    kind = _dict(auth).get("type")
+    if kind not in ("none", "bearer", "basic"):
+        # Never fall back to an open source silently: make sure the refusal is on record.
+        ctx.ensure(path, "a valid auth block is required (use {type: none} for no auth)")
+        return AuthConfig("none")
+
+    def many(one: str, several: str) -> tuple[Secret, ...]:
+        values = [auth.get(one)] if one in auth else _list(auth, several)
+        return tuple(v for v in values if isinstance(v, Secret))
+
+    if kind == "bearer":
+        return AuthConfig("bearer", tokens=many("token", "tokens"))
+    if kind == "basic":
+        return AuthConfig("basic", username=_opt(auth, "username", str, None),
+                          passwords=many("password", "passwords"))
+    return AuthConfig("none")
+
+
+def _source(ctx: Checker, name: str, block: dict[str, Any]) -> SourceConfig:
+    path = f"sources.{name}"
+    options = {k: v for k, v in block.items() if k not in SOURCE_KEYS}
+    ctx.typed("source", plugin.SOURCE_GROUP, block.get("type"), options, path)
+    labels = {k: v for k, v in _dict(block, "labels").items() if isinstance(v, str)}
+    return SourceConfig(
+        name=name, type=_opt(block, "type", str, ""), auth=_auth(ctx, block.get("auth"),
+                                                                 f"{path}.auth"),
+        options=ctx.secrets(options, path), labels=labels,
+        max_body_bytes=_opt(block, "max_body_bytes", int, None))
+
+
+def _connector(ctx: Checker, name: str, block: dict[str, Any]) -> ConnectorConfig:
+    path = f"connectors.{name}"
+    options = {k: v for k, v in block.items() if k not in CONNECTOR_KEYS}
+    ctx.typed("connector", plugin.CONNECTOR_GROUP, block.get("type"), options, path)
+    backoff = _dict(block, "backoff")
+    initial = ctx.duration(backoff, "initial", f"{path}.backoff", 1.0, positive=True)
+    maximum = ctx.duration(backoff, "max", f"{path}.backoff", 300.0, positive=True)
+    if initial > maximum:
+        ctx.add(f"{path}.backoff", f"initial ({format_duration(initial)}) is larger than "
+                                   f"max ({format_duration(maximum)})")
+    return ConnectorConfig(
+        name=name, type=_opt(block, "type", str, ""), options=ctx.secrets(options, path),
+        timeout=ctx.duration(block, "timeout", path, 10.0, positive=True),
+        max_attempts=_opt(block, "max_attempts", int, 12),
+        max_age=ctx.duration(block, "max_age", path, 86400.0, positive=True),
+        concurrency=_opt(block, "concurrency", int, 4),
+        backoff_initial=initial, backoff_max=maximum,
+        max_retry_after=ctx.duration(block, "max_retry_after", path, 600.0))
+
+
+def _target(ctx: Checker, raw: Any, path: str, data: dict[str, Any]) -> Target | None:
+    if isinstance(raw, str):
+        target, where = Target(raw), path
+    elif isinstance(raw, dict) and isinstance(raw.get("connector"), str):
+        params = {k: v for k, v in raw.items() if k not in ("connector", "to")}
+        target = Target(raw["connector"], _opt(raw, "to", str, None), params)
+        where = f"{path}.connector"
+    else:
+        return None
+    if _unknown(data, "connectors", target.connector):
+        ctx.add(where, f'unknown connector "{target.connector}"')
+    kind, _, ident = (target.to or "").partition(":")
+    # Other kinds (a chat channel, an e-mail address) are the connector's to interpret.
+    if kind in RECIPIENT_SECTIONS and _unknown(data, RECIPIENT_SECTIONS[kind], ident):
+        ctx.add(f"{path}.to", f'unknown {kind} "{ident}"')
+    return target
+
+
+def _policy(ctx: Checker, name: str, raw: dict[str, Any], data: dict[str, Any]) -> Policy:
+    levels = []
+    for i, level in enumerate(_list(raw, "levels")):
+        path = f"policies.{name}.levels[{i}]"
+        targets = (_target(ctx, t, f"{path}.notify[{j}]", data)
+                   for j, t in enumerate(_list(level, "notify")))
+        levels.append(Level(
+            notify=tuple(t for t in targets if t is not None),
+            escalate_after=ctx.duration(_dict(level), "escalate_after", path, None,
+                                        positive=True)))
+    return Policy(name, tuple(levels), _opt(raw, "repeat", int, 0))
+
+
+def _interval_names(raw: Any) -> set[str]:
+    if isinstance(raw, dict):
+        return {str(k) for k in raw}
+    return {i["name"] for i in raw if isinstance(i, dict) and isinstance(i.get("name"), str)} \
+        if isinstance(raw, list) else set()
+
+
+def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
+            names: dict[str, str]) -> tuple[Route, ...]:
+    out = []
+    for i, raw in enumerate(items):
+        rpath = f"{path}[{i}]"
+        if not isinstance(raw, dict):
+            continue
+        name = _opt(raw, "name", str, "") or rpath
+        if name in names:
+            ctx.add(f"{rpath}.name", f'duplicate route name "{name}" (also {names[name]})')
+        names.setdefault(name, rpath)
+        matchers: list[Matcher] = []
+        for j, text in enumerate(_list(raw, "matchers")):
+            try:
+                matchers.extend(parse_matchers(text) if isinstance(text, str) else ())
+            except ValueError as exc:
+                ctx.add(f"{rpath}.matchers[{j}]", str(exc))
+        policy = _opt(raw, "policy", str, None)
+        if policy is not None and _unknown(data, "policies", policy):
+            ctx.add(f"{rpath}.policy", f'unknown policy "{policy}"')
+        group_by = _strings(raw, "group_by")
+        if "..." in group_by and len(group_by) > 1:
+            ctx.add(f"{rpath}.group_by", '"..." (all labels) cannot be combined with names')
+        known = _interval_names(data.get("time_intervals"))
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            for j, ref in enumerate(_strings(raw, key)):
+                if ref not in known:
+                    ctx.add(f"{rpath}.{key}[{j}]", f'unknown time interval "{ref}"')
+        out.append(Route(
+            name=name, matchers=tuple(matchers), policy=policy,
+            continue_=raw.get("continue") is True, group_by=group_by,
+            routes=_routes(ctx, _list(raw, "routes"), f"{rpath}.routes", data, names),
+            mute_time_intervals=_strings(raw, "mute_time_intervals"),
+            active_time_intervals=_strings(raw, "active_time_intervals")))
+    return tuple(out)
+
+
+def build(data: Any, base_dir: Path, environ: Mapping[str, str]
+          ) -> tuple[Config | None, list[str]]:
+    ctx = Checker(base_dir, environ)
+    if not isinstance(data, dict):
+        return None, [f"(root): expected a mapping of sections, got {ctx.type_name(data)}"]
+    ctx.schema("config.schema.json", data, "")
+    named = {
+        section: {k: v for k, v in _dict(data, section).items()
+                  if isinstance(k, str) and isinstance(v, dict)}
+        for section in ("sources", "connectors", "policies")}
+    storage, dispatch, log = _dict(data, "storage"), _dict(data, "dispatch"), _dict(data, "logging")
+    config = Config(
+        server=_server(ctx, _dict(data, "server")),
+        storage=StorageConfig(
+            url=_opt(storage, "url", str, StorageConfig.url),
+            busy_timeout=ctx.duration(storage, "busy_timeout", "storage", 5.0),
+            max_pending_writes=_opt(storage, "max_pending_writes", int, 10000)),
+        api_tokens=_api_tokens(ctx, _dict(data, "api")),
+        sources={n: _source(ctx, n, b) for n, b in named["sources"].items()},
+        connectors={n: _connector(ctx, n, b) for n, b in named["connectors"].items()},
+        routes=_routes(ctx, _list(data, "routes"), "routes", data, {}),
+        policies={n: _policy(ctx, n, b, data) for n, b in named["policies"].items()},
+        dispatch=DispatchConfig(
+            poll_interval=ctx.duration(dispatch, "poll_interval", "dispatch", 1.0,
+                                       positive=True),
+            lease=ctx.duration(dispatch, "lease", "dispatch", 60.0, positive=True),
+            batch_size=_opt(dispatch, "batch_size", int, 100)),
+        logging=LoggingConfig(level=_opt(log, "level", str, "info"),
+                              format=_opt(log, "format", str, "json")),
+        people=_dict(data, "people"), teams=_dict(data, "teams"),
+        schedules=_dict(data, "schedules"), time_intervals=data.get("time_intervals"),
+        inhibit_rules=data.get("inhibit_rules"), silences=data.get("silences"))
+    return (None if ctx.problems else config), ctx.problems

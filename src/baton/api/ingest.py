@@ -1,0 +1,52 @@
+"""``POST /v1/ingest/{source}``: answer only once the alerts are committed."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+
+from ..errors import AuthError, PayloadError, StorageUnavailable
+from . import state
+from .auth import check_source
+from .problem import json_body
+
+log = structlog.get_logger("baton.ingest")
+
+
+async def ingest(request: web.Request) -> web.Response:
+    name = request.match_info["source"]
+    config = request.app[state.CONFIG]
+    pipeline = request.app[state.PIPELINE]
+    metrics = request.app[state.METRICS]
+    src_cfg = config.sources.get(name)
+    if src_cfg is None:
+        metrics.rejected.labels("", "unknown_source").inc()
+        raise web.HTTPNotFound(text=f"no source named {name!r} is configured")
+    structlog.contextvars.bind_contextvars(source=name)
+    started = time.perf_counter()
+    stage = "auth"
+    try:
+        check_source(src_cfg.auth, request)
+        stage = "body"
+        raw, payload = await json_body(request,
+                                       src_cfg.max_body_bytes or config.server.max_body_bytes)
+        stage = "payload"
+        adapter = pipeline.sources[name]
+        alerts = adapter.parse(payload, request.headers)
+        stage = "storage"
+        result = await pipeline.ingest(name, raw.decode("utf-8"), alerts)
+    except (PayloadError, AuthError, StorageUnavailable, web.HTTPException) as e:
+        # Bad input leaves only this log line and the metric: nothing was stored.
+        reason = {PayloadError: "payload", AuthError: "auth",
+                  StorageUnavailable: "storage"}.get(type(e), stage)
+        metrics.rejected.labels(name, reason).inc()
+        log.warning("ingest rejected", reason=reason, error=str(e)[:300])
+        raise
+    metrics.ingest_latency.labels(name).observe(time.perf_counter() - started)
+    log.info("ingested", alerts=len(alerts), incidents=len(result.incident_ids),
+             opened=result.opened, deduplicated=result.deduplicated,
+             resolved=result.resolved, event_id=result.event_id)
+    return web.json_response({"accepted": len(alerts), "incidents": list(result.incident_ids),
+                              **adapter.response(alerts)}, status=202)

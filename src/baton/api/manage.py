@@ -1,0 +1,113 @@
+"""The management API: incidents and the delivery ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import PayloadError
+from . import state
+from .auth import check_management
+from .problem import json_body
+
+MAX_BODY = 64 * 1024
+INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
+DELIVERY_STATES = ("pending", "in_flight", "delivered", "dead")
+
+
+def _auth(request: web.Request) -> str | None:
+    return check_management(request.app[state.CONFIG].api_tokens, request)
+
+
+def _actor(token: str | None, by: str | None) -> str:
+    """Who acted: the person named in the body, qualified by the API token used, so the
+    timeline shows both what was claimed and which credential claimed it."""
+    name = by or "api"
+    return f"{name} (token:{token})" if token else name
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise PayloadError("limit must be an integer from 1 to 500", ["limit"])
+    return int(raw)
+
+
+def _choice(request: web.Request, key: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(key)
+    if value is not None and value not in allowed:
+        raise PayloadError(f"{key} must be one of {', '.join(allowed)}", [key])
+    return value
+
+
+async def _body(request: web.Request, required: tuple[str, ...],
+                optional: tuple[str, ...]) -> dict[str, Any]:
+    _raw, data = await json_body(request, MAX_BODY)
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    errors = [f"{k}: required" for k in required if k not in data]
+    errors += [f"{k}: must be a non-empty string" for k in (*required, *optional)
+               if k in data and (not isinstance(data[k], str) or not data[k].strip())]
+    errors += [f"{k}: unknown field" for k in data if k not in (*required, *optional)]
+    if errors:
+        raise PayloadError("invalid request body", sorted(errors))
+    return data
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    _auth(request)
+    docs, cursor = await request.app[state.STORE].list_incidents(
+        status=_choice(request, "status", INCIDENT_STATUSES),
+        service=request.query.get("service"), limit=_limit(request),
+        cursor=request.query.get("cursor"))
+    return web.json_response({"incidents": docs, "next_cursor": cursor})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    _auth(request)
+    doc = await request.app[state.STORE].get_incident(request.match_info["id"])
+    return web.json_response(doc)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    token = _auth(request)
+    data = await _body(request, ("by",), ("note",))
+    store, clock = request.app[state.STORE], request.app[state.CLOCK]
+    doc = await store.acknowledge(request.match_info["id"], _actor(token, data["by"]),
+                                  data.get("note"), clock.now())
+    return web.json_response(doc)
+
+
+async def resolve(request: web.Request) -> web.Response:
+    token = _auth(request)
+    data = await _body(request, ("by",), ("note",))
+    store, clock = request.app[state.STORE], request.app[state.CLOCK]
+    doc = await store.resolve(request.match_info["id"], _actor(token, data["by"]),
+                              data.get("note"), clock.now())
+    return web.json_response(doc)
+
+
+async def add_note(request: web.Request) -> web.Response:
+    token = _auth(request)
+    data = await _body(request, ("by", "text"), ())
+    store, clock = request.app[state.STORE], request.app[state.CLOCK]
+    doc = await store.add_note(request.match_info["id"], _actor(token, data["by"]),
+                               data["text"], clock.now())
+    return web.json_response(doc, status=201)
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    _auth(request)
+    docs, cursor = await request.app[state.STORE].list_deliveries(
+        state=_choice(request, "state", DELIVERY_STATES),
+        connector=request.query.get("connector"), limit=_limit(request),
+        cursor=request.query.get("cursor"))
+    return web.json_response({"deliveries": docs, "next_cursor": cursor})
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    actor = _actor(_auth(request), None)
+    store, clock = request.app[state.STORE], request.app[state.CLOCK]
+    doc = await store.retry_delivery(request.match_info["id"], actor, clock.now())
+    return web.json_response(doc, status=202)

@@ -1,0 +1,90 @@
+"""RFC 9457 problem details, and the middleware that turns every error into one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from ..errors import AuthError, Conflict, NotFound, PayloadError, StorageUnavailable
+
+log = structlog.get_logger("baton.api")
+PROBLEM = "application/problem+json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM,
+                        headers=headers)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PayloadError as e:
+        return problem(400, "Bad Request", e.detail, errors=e.errors)
+    except AuthError as e:
+        return problem(401, "Unauthorized", str(e),
+                       headers={"WWW-Authenticate": 'Bearer realm="baton"'})
+    except NotFound as e:
+        return problem(404, "Not Found", str(e))
+    except Conflict as e:
+        return problem(409, "Conflict", str(e))
+    except StorageUnavailable as e:
+        return problem(503, "Service Unavailable", str(e),
+                       headers={"Retry-After": str(e.retry_after)})
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        headers = {k: v for k, v in e.headers.items()
+                   if k.lower() in ("allow", "retry-after", "www-authenticate")}
+        return problem(e.status, e.reason, e.text if e.text != f"{e.status}: {e.reason}"
+                       else None, headers=headers)
+    except Exception:
+        log.exception("unhandled error", path=request.path)
+        return problem(500, "Internal Server Error", "see the gateway log")
+
+
+async def json_body(request: web.Request, max_bytes: int) -> tuple[bytes, Any]:
+    """Read and decode a JSON request body with the checks every endpoint shares:
+    415 unless JSON, 413 past ``max_bytes`` (before reading it all), 400 if malformed."""
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise web.HTTPUnsupportedMediaType(text=f"expected application/json, got {ctype!r}")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,
+                                            actual_size=request.content_length)
+    raw = await read_limited(request, max_bytes)
+    return raw, decode(raw)
+
+
+async def read_limited(request: web.Request, max_bytes: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as e:
+        raise PayloadError(f"body is not UTF-8: {e.reason}") from None
+    except json.JSONDecodeError as e:
+        raise PayloadError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") \
+            from None
+    except RecursionError:
+        raise PayloadError("malformed JSON: nested too deeply") from None

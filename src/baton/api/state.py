@@ -1,0 +1,19 @@
+"""Typed application state (``web.AppKey``), shared by the handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..clock import Clock
+from ..config import Config
+from ..dispatch import Dispatcher
+from ..ingest import Pipeline
+from ..metrics import Metrics
+from ..store import Store
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+METRICS = web.AppKey("metrics", Metrics)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

@@ -1,0 +1,117 @@
+"""The composition root: config in, a ready ``aiohttp`` application out.
+
+Nothing is built at import time. Tests call ``create_app(config, clock=FakeClock(),
+run_dispatcher=False)`` and drive the dispatcher themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from . import __version__
+from .api import ingest as ingest_api
+from .api import manage, ops, state
+from .api.problem import Handler, problem_middleware
+from .backoff import RetryPolicy
+from .clock import Clock, SystemClock
+from .config import Config
+from .dispatch import Dispatcher, Lane
+from .ingest import Pipeline
+from .metrics import Metrics
+from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
+from .store import Store, open_store
+
+log = structlog.get_logger("baton.app")
+
+
+def build_sources(config: Config) -> dict[str, Source]:
+    return {name: load(SOURCE_GROUP, s.type)(name, s.options)
+            for name, s in config.sources.items()}
+
+
+def build_lanes(config: Config) -> dict[str, Lane]:
+    lanes = {}
+    for name, c in config.connectors.items():
+        connector: Connector = load(CONNECTOR_GROUP, c.type)(name, c.options)
+        lanes[name] = Lane(connector=connector, timeout=c.timeout, concurrency=c.concurrency,
+                           retry=RetryPolicy(c.max_attempts, c.max_age, c.backoff_initial,
+                                             c.backoff_max, c.max_retry_after))
+    return lanes
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:16])
+    return await handler(request)
+
+
+def create_app(config: Config, *, clock: Clock | None = None, store: Store | None = None,
+               run_dispatcher: bool = True) -> web.Application:
+    clock = clock or SystemClock()
+    store = store or open_store(config.storage.url, config.storage.busy_timeout,
+                                config.storage.max_pending_writes)
+    metrics = Metrics()
+    pipeline = Pipeline(config, build_sources(config), store, clock, metrics)
+    dispatcher = Dispatcher(store, build_lanes(config), clock, metrics,
+                            poll_interval=config.dispatch.poll_interval,
+                            lease=config.dispatch.lease)
+    store.on_enqueue = dispatcher.wake
+
+    app = web.Application(middlewares=[context_middleware, problem_middleware],
+                          client_max_size=config.server.max_body_bytes)
+    app[state.CONFIG] = config
+    app[state.STORE] = store
+    app[state.CLOCK] = clock
+    app[state.METRICS] = metrics
+    app[state.PIPELINE] = pipeline
+    app[state.DISPATCHER] = dispatcher
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        store.open()
+        recovered = await store.recover(clock.now())
+        if recovered:
+            log.info("took back deliveries claimed before a restart", count=recovered)
+        async with aiohttp.ClientSession(
+                headers={"User-Agent": f"baton/{__version__}"}) as http:
+            dispatcher.http = http
+            task = None
+            if run_dispatcher:
+                task = asyncio.create_task(dispatcher.run(), name="baton-dispatcher")
+            log.info("baton started", sources=sorted(config.sources),
+                     connectors=sorted(config.connectors))
+            try:
+                yield
+            finally:
+                await dispatcher.stop(config.server.shutdown_grace)
+                if task is not None:
+                    task.cancel()
+                    try:
+                        await task
+                    except BaseException:
+                        pass
+                store.close()
+                log.info("baton stopped")
+
+    app.cleanup_ctx.append(lifecycle)
+    r = app.router
+    r.add_post("/v1/ingest/{source}", ingest_api.ingest)
+    r.add_get("/v1/incidents", manage.list_incidents)
+    r.add_get("/v1/incidents/{id}", manage.get_incident)
+    r.add_post("/v1/incidents/{id}/acknowledge", manage.acknowledge)
+    r.add_post("/v1/incidents/{id}/resolve", manage.resolve)
+    r.add_post("/v1/incidents/{id}/notes", manage.add_note)
+    r.add_get("/v1/deliveries", manage.list_deliveries)
+    r.add_post("/v1/deliveries/{id}/retry", manage.retry_delivery)
+    r.add_get("/healthz", ops.healthz)
+    r.add_get("/readyz", ops.readyz)
+    r.add_get("/metrics", ops.metrics)
+    r.add_get("/openapi.json", ops.openapi)
+    return app

@@ -1,0 +1,138 @@
+"""The ``baton`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Config, check_config, load_config
+from .errors import ConfigError, Conflict, NotFound
+
+
+def _config_path(value: str | None) -> Path | None:
+    value = value or os.environ.get("BATON_CONFIG")
+    return Path(value) if value else None
+
+
+def _load(value: str | None) -> Config:
+    try:
+        return load_config(_config_path(value))
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"config error: {p}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .logging import configure
+
+    config = _load(args.config)
+    configure(config.logging.level, config.logging.format)
+    host, _, port = (args.listen or config.server.listen).rpartition(":")
+    try:
+        app = create_app(config)
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"config error: {p}", file=sys.stderr)
+        return 1
+    if config.path is None:
+        print(f"baton: no config given; running the built-in demo config on "
+              f"{config.storage.url}, listening on {host}:{port}", file=sys.stderr)
+    web.run_app(app, host=host.strip("[]") or "127.0.0.1", port=int(port),
+                shutdown_timeout=config.server.shutdown_grace, access_log=None,
+                print=None, handle_signals=True)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    problems = check_config(Path(args.file))
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok")
+    return 0
+
+
+async def _dlq(args: argparse.Namespace, config: Config) -> int:
+    from .store import open_store
+
+    store = open_store(config.storage.url, config.storage.busy_timeout)
+    store.open()
+    try:
+        if args.dlq_command == "list":
+            docs, _ = await store.list_deliveries(state="dead", limit=args.limit)
+            if args.json:
+                print(json.dumps(docs, indent=2))
+                return 0
+            for d in docs:
+                print(f"{d['id']}  {d['connector']:<16} {d['action']:<11} "
+                      f"incident={d['incident_id']} attempts={d['attempts']} "
+                      f"error={d['last_error']}")
+            if not docs:
+                print("no dead-lettered deliveries")
+            return 0
+        ids = await store.dead_ids() if args.all else [args.id]
+        if not ids:
+            print("no dead-lettered deliveries to replay")
+            return 0
+        failed = 0
+        for delivery_id in ids:
+            try:
+                await store.retry_delivery(delivery_id, "cli", time.time())
+                print(f"replaying {delivery_id}")
+            except (NotFound, Conflict) as e:
+                print(f"error: {e}", file=sys.stderr)
+                failed += 1
+        return 1 if failed else 0
+    finally:
+        store.close()
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    if args.dlq_command == "replay" and not (args.all or args.id):
+        print("error: give a delivery ID or --all", file=sys.stderr)
+        return 2
+    return asyncio.run(_dlq(args, _load(args.config)))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="baton", description="Incident escalation gateway.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    s.add_argument("--listen", help="HOST:PORT, overrides server.listen")
+    s.set_defaults(func=cmd_serve)
+    c = sub.add_parser("check-config", help="validate a config file; exit 1 on any problem")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check_config)
+    d = sub.add_parser("dlq", help="dead-lettered deliveries")
+    d.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    d.set_defaults(func=cmd_dlq)
+    dsub = d.add_subparsers(dest="dlq_command", required=True)
+    dl = dsub.add_parser("list", help="list dead-lettered deliveries")
+    dl.add_argument("--limit", type=int, default=100)
+    dl.add_argument("--json", action="store_true")
+    dr = dsub.add_parser("replay", help="send dead-lettered deliveries again")
+    dr.add_argument("id", nargs="?", help="delivery id")
+    dr.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The dispatcher: claims due deliveries from storage and runs them through connectors.
+
+Retries, ordering, backoff, timeouts, concurrency limits and the circuit breaker live here,
+once, for every connector (as in Alertmanager's notify pipeline). Connectors only classify.
+All state that matters survives in storage; what is in memory here (in-flight tasks, the
+breaker) is per-replica and safe to lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from .backoff import RetryPolicy, decide
+from .clock import Clock
+from .metrics import Metrics
+from .model import Notification, Outcome
+from .plugin import Connector
+from .store import ClaimedDelivery, DeliveryOutcome, Store
+
+log = structlog.get_logger("baton.dispatch")
+
+
+@dataclass
+class Lane:
+    """One connector with its limits and its per-replica runtime state."""
+
+    connector: Connector
+    timeout: float
+    concurrency: int
+    retry: RetryPolicy
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
+    inflight: set[str] = field(default_factory=set)
+    failures: int = 0  # consecutive retryable failures
+    open_until: float = 0.0
+
+
+class Dispatcher:
+    def __init__(self, store: Store, lanes: Mapping[str, Lane], clock: Clock,
+                 metrics: Metrics, *, poll_interval: float = 1.0, lease: float = 60.0,
+                 worker_id: str | None = None) -> None:
+        self.store = store
+        self.lanes = dict(lanes)
+        self.clock = clock
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.worker = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.http: aiohttp.ClientSession | None = None
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and deliver until stopped; woken early when new work is committed."""
+        while not self._stopping:
+            try:
+                await self.run_once()
+            except Exception:  # storage hiccup: log and keep polling; nothing is lost
+                log.exception("dispatch cycle failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def run_once(self) -> int:
+        """Claim what is due now for every connector with free slots; start the attempts."""
+        now = self.clock.now()
+        started = 0
+        for name, lane in self.lanes.items():
+            if self._stopping:
+                break
+            if lane.open_until > now:
+                continue
+            # Half-open: after the cool-down a single probe decides whether to close.
+            free = 1 if lane.failures >= lane.breaker_threshold else (
+                lane.concurrency - len(lane.inflight))
+            if free <= 0:
+                continue
+            for claimed in await self.store.claim(name, free, now, self.lease, self.worker):
+                lane.inflight.add(claimed.id)
+                task = asyncio.create_task(self._attempt(lane, claimed))
+                self._tasks[claimed.id] = task
+                task.add_done_callback(lambda _t, i=claimed.id: self._tasks.pop(i, None))
+                started += 1
+        return started
+
+    async def idle(self) -> None:
+        """Wait until no attempt is in flight (tests use this after ``run_once``)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def _attempt(self, lane: Lane, d: ClaimedDelivery) -> None:
+        structlog.contextvars.bind_contextvars(
+            connector=d.connector, delivery_id=d.id, incident_id=d.incident_id)
+        started = time.perf_counter()
+        try:
+            outcome = await self._send(lane, d)
+            duration = time.perf_counter() - started
+            await self._record(lane, d, outcome, duration)
+        except Exception:
+            # Storage refused the result: the claim's lease runs out and the delivery is
+            # attempted again (same idempotency key), so nothing is lost.
+            log.exception("could not record delivery result")
+        finally:
+            lane.inflight.discard(d.id)
+
+    async def _send(self, lane: Lane, d: ClaimedDelivery) -> Outcome:
+        assert self.http is not None, "dispatcher started without an HTTP session"
+        try:
+            incident = await self.store.notification_incident(d.incident_id)
+            note = Notification(delivery_id=d.id, connector=d.connector,
+                                action=d.action,  # type: ignore[arg-type]
+                                idempotency_key=d.idempotency_key, attempt=d.attempts,
+                                incident=incident, target=d.target)
+            async with asyncio.timeout(lane.timeout):
+                return await lane.connector.send(note, self.http)
+        except TimeoutError:
+            return Outcome.retryable(f"timed out after {lane.timeout:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the delivery boundary: a connector bug must not kill us
+            log.exception("connector raised", error_type=e.__class__.__name__)
+            return Outcome.retryable(f"connector error: {e.__class__.__name__}")
+
+    async def _record(self, lane: Lane, d: ClaimedDelivery, outcome: Outcome,
+                      duration: float) -> None:
+        now = self.clock.now()
+        decision = decide(outcome, d.attempts, d.created_at, now, lane.retry)
+        self.metrics.deliveries.labels(d.connector, outcome.kind).inc()
+        self.metrics.delivery_latency.labels(d.connector).observe(duration)
+        if outcome.kind == "retryable":
+            lane.failures += 1
+            if lane.failures >= lane.breaker_threshold:
+                # Open (or re-open after a failed half-open probe): pause this connector
+                # so a dead target is not hammered; its deliveries wait in storage.
+                if lane.open_until <= now:
+                    log.warning("circuit open", failures=lane.failures,
+                                cooldown=lane.breaker_cooldown)
+                lane.open_until = now + lane.breaker_cooldown
+                self.metrics.circuit_open.labels(d.connector).set(1)
+        else:
+            if lane.failures >= lane.breaker_threshold:
+                self.metrics.circuit_open.labels(d.connector).set(0)
+            lane.failures = 0
+        if decision.state == "dead":
+            self.metrics.deliveries.labels(d.connector, "dead").inc()
+        ref = outcome.external_ref.to_dict() if outcome.external_ref else None
+        result = DeliveryOutcome(
+            delivery_id=d.id, state=decision.state, at=now, status=outcome.status,
+            error=decision.reason, next_attempt_at=decision.next_attempt_at,
+            external_ref=ref, duration=duration)
+        log.info("delivery attempt", outcome=outcome.kind, state=decision.state,
+                 attempt=d.attempts, status=outcome.status, detail=outcome.detail,
+                 duration=round(duration, 4))
+        await self.store.finish(result, self.worker)
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let attempts in flight finish for ``grace`` seconds; give the rest
+        back to storage so another replica (or the next start) sends them."""
+        self._stopping = True
+        self._wake.set()
+        pending = list(self._tasks.values())
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=grace)
+            ids = [i for i, t in list(self._tasks.items()) if t in still]
+            for t in still:
+                t.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+            if ids:
+                released = await self.store.release(ids, self.worker, self.clock.now())
+                log.info("released in-flight deliveries", count=released)

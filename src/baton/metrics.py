@@ -1,0 +1,40 @@
+"""Prometheus metrics, one registry per app so tests and embedded uses do not collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.ingested = Counter("baton_alerts_ingested", "Alerts accepted and stored.",
+                                ["source"], registry=r)
+        self.deduplicated = Counter("baton_alerts_deduplicated",
+                                    "Alerts that updated an open incident.", ["source"],
+                                    registry=r)
+        self.rejected = Counter("baton_ingest_rejected",
+                                "Ingest requests refused, by reason.", ["source", "reason"],
+                                registry=r)
+        self.incidents_opened = Counter("baton_incidents_opened", "Incidents opened.",
+                                        ["source"], registry=r)
+        self.ingest_latency = Histogram("baton_ingest_duration_seconds",
+                                        "Time from request to committed answer.", ["source"],
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.deliveries = Counter("baton_deliveries",
+                                  "Delivery attempts by outcome (ok, retryable, permanent) "
+                                  "and deliveries given up (dead).", ["connector", "outcome"],
+                                  registry=r)
+        self.delivery_latency = Histogram("baton_delivery_duration_seconds",
+                                          "Duration of one delivery attempt.", ["connector"],
+                                          buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("baton_delivery_queue_depth",
+                                 "Deliveries by state in storage.", ["state"], registry=r)
+        self.circuit_open = Gauge("baton_connector_circuit_open",
+                                  "1 while a connector's circuit breaker is open.",
+                                  ["connector"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,111 @@
+"""The two plugin ports and their discovery through entry points.
+
+Built-ins register exactly as a third-party package would (``baton.sources`` and
+``baton.connectors`` in pyproject.toml); only the types named in config are loaded.
+One name everywhere: entry-point name == config ``type`` == schema file name.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import aiohttp
+
+from .model import Alert, Notification, Outcome
+
+SOURCE_GROUP = "baton.sources"
+CONNECTOR_GROUP = "baton.connectors"
+
+
+class Source(ABC):
+    """An inbound adapter: a pure function of (payload, headers) to alerts.
+
+    No I/O, no clock: the same input always gives the same alerts. Bad input raises
+    ``baton.errors.PayloadError`` (a 400). ``config`` holds the type-specific keys of the
+    source block, already validated against ``schemas/sources/<type>.schema.json``.
+    """
+
+    type: ClassVar[str]
+    # Name of the schema ``$defs`` entry that the raw payload must satisfy, if any.
+    payload_def: ClassVar[str | None] = None
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    def parse(self, payload: Any, headers: Mapping[str, str]) -> list[Alert]:
+        """Turn one request body into alerts (possibly none, e.g. a test notification)."""
+
+    def response(self, alerts: list[Alert]) -> dict[str, Any]:
+        """Extra keys for the 202 body, for senders that read their vendor's reply."""
+        return {}
+
+
+class Connector(ABC):
+    """An outbound adapter: one vendor call per attempt, classified.
+
+    It never sleeps, retries or deduplicates: the dispatcher does. It answers
+    ``Outcome.ok`` (with the external reference it created or touched),
+    ``Outcome.retryable`` (with the vendor's Retry-After) or ``Outcome.permanent``.
+    ``config`` holds the type-specific keys, secrets as ``baton.secret.Secret``.
+    """
+
+    type: ClassVar[str]
+    # Whether the vendor honours an idempotency key we send (documentation and contract).
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
+        """Perform ``notification.action`` at the vendor, once."""
+
+
+def discover(group: str) -> dict[str, Any]:
+    """Entry-point name -> the (not yet loaded) entry point."""
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def load(group: str, name: str) -> Any:
+    eps = discover(group)
+    if name not in eps:
+        raise LookupError(name)
+    return eps[name].load()
+
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify_status(status: int, detail: str = "", retry_after: str | None = None) -> Outcome:
+    """The status-code table shared by every HTTP connector (as in Alertmanager's notify):
+    2xx ok; 408, 425, 429 and 5xx retryable (honouring Retry-After); other 4xx permanent."""
+    if 200 <= status < 300:
+        return Outcome.ok(detail or f"HTTP {status}", status)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Outcome.retryable(detail or f"HTTP {status}", status,
+                                 parse_retry_after(retry_after))
+    return Outcome.permanent(detail or f"HTTP {status}", status)

@@ -1,0 +1,115 @@
+"""Standard Webhooks signatures (https://www.standardwebhooks.com/, spec 1.0.0), both ways.
+
+The webhook connector signs what it sends; inbound source auth can verify senders that sign
+the same way. The scheme: HMAC-SHA256 over ``{msg_id}.{timestamp}.{body}`` keyed with the
+shared secret, sent as ``webhook-signature: v1,<base64>`` beside ``webhook-id`` and
+``webhook-timestamp`` (integer Unix seconds). The header may hold several space-separated
+signatures so a secret can be rotated without downtime; one match is enough.
+
+Only the symmetric ``v1`` scheme is implemented; ``v1a`` (ed25519) entries are ignored
+when verifying, as the spec lets a receiver skip schemes it does not trust.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's marker, not a secret
+VERSION = "v1"
+HEADER_ID = "webhook-id"
+HEADER_TIMESTAMP = "webhook-timestamp"
+HEADER_SIGNATURE = "webhook-signature"
+DEFAULT_TOLERANCE = 300  # seconds either way; the spec's suggested replay window
+
+
+def decode_secret(value: str) -> bytes:
+    """The HMAC key for a configured secret.
+
+    ``whsec_<base64>`` is the spec's serialisation and decodes to the key bytes. Any other
+    string is used as its own UTF-8 bytes, so a receiver that was simply told "the secret
+    is X" can verify with X; note that the reference libraries instead base64-decode an
+    unprefixed secret, so give those receivers the ``whsec_`` form.
+
+    Raises ``ValueError`` (never quoting the value) when the key is empty or not base64.
+    """
+    if value.startswith(SECRET_PREFIX):
+        try:
+            key = base64.b64decode(value[len(SECRET_PREFIX):], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("signing secret after 'whsec_' is not valid base64") from None
+    else:
+        key = value.encode("utf-8")
+    if not key:
+        raise ValueError("signing secret is empty")
+    return key
+
+
+def _digest(secret: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest())
+
+
+def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) for one message.
+
+    ``body`` must be the exact bytes sent: re-serialising JSON changes them. The id may not
+    contain ``.`` or whitespace: the spec forbids the dot because ``a.1`` + ``2`` and ``a`` +
+    ``1.2`` would sign the same content, and whitespace cannot travel in the header.
+    """
+    if not msg_id or "." in msg_id or any(c.isspace() for c in msg_id):
+        raise ValueError("webhook id must be non-empty, without '.' or whitespace")
+    return f"{VERSION},{_digest(secret, msg_id, str(int(timestamp)), body).decode('ascii')}"
+
+
+def message_id(key: str) -> str:
+    """A valid ``webhook-id`` for any stable key, the key itself when it already is one.
+
+    Keys may hold ``.``, spaces or non-ASCII (a recipient such as ``person:a.smith``), which
+    ``sign`` refuses and headers cannot carry. Those bytes, and ``%`` itself, are
+    percent-encoded as UTF-8, so the mapping is reversible (``urllib.parse.unquote``) and two
+    keys never share an id: a receiver's dedup stays exact.
+    """
+    return "".join(
+        chr(b) if 0x21 <= b <= 0x7E and b not in b".%" else f"%{b:02X}" for b in key.encode()
+    )
+
+
+def headers(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers for one message."""
+    return {
+        HEADER_ID: msg_id,
+        HEADER_TIMESTAMP: str(int(timestamp)),
+        HEADER_SIGNATURE: sign(secret, msg_id, timestamp, body),
+    }
+
+
+def verify(
+    secret: bytes,
+    msg_id: str,
+    timestamp: int | str,
+    body: bytes,
+    signature_header: str,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> bool:
+    """Whether any ``v1`` signature in the header matches and the timestamp is fresh.
+
+    ``timestamp`` may be the header text as received: it is signed as sent, so it is used
+    verbatim rather than re-formatted. A timestamp further than ``tolerance`` seconds from
+    ``now`` (either way) fails, which stops replays of captured requests. Each candidate is
+    compared in constant time so a wrong guess learns nothing about the right one.
+    """
+    ts_text = str(timestamp).strip()
+    if not ts_text.isascii() or not ts_text.isdigit():
+        return False
+    if abs(now - int(ts_text)) > tolerance:
+        return False
+    expected = _digest(secret, msg_id, ts_text, body)
+    for entry in signature_header.split():
+        version, _, candidate = entry.partition(",")
+        if version == VERSION and hmac.compare_digest(candidate.encode(), expected):
+            return True
+    return False

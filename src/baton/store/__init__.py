@@ -1,0 +1,162 @@
+"""The storage port: everything the pipeline needs from durable storage, nothing more.
+
+``Store`` is the one implementation of the port's operations; an ``Engine`` supplies
+transactions (SQLite now; PostgreSQL implements the same ``read``/``write`` contract with
+its own connection pool and ``FOR UPDATE SKIP LOCKED`` claims).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from ..errors import ConfigError, NotFound
+from . import deliveries as _d
+from . import incidents as _i
+from . import views as _v
+from .records import (
+    ClaimedDelivery,
+    DeliveryOutcome,
+    IngestResult,
+    RoutedAlert,
+    TargetSpec,
+)
+from .tx import Tx
+
+T = TypeVar("T")
+
+__all__ = ["ClaimedDelivery", "DeliveryOutcome", "IngestResult", "RoutedAlert", "Store",
+           "TargetSpec", "open_store"]
+
+
+class Engine(Protocol):
+    skip_locked: bool
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    async def write(self, fn: Callable[[Tx], T]) -> tuple[T, int]: ...
+    async def read(self, fn: Callable[[Tx], T]) -> T: ...
+
+
+class Store:
+    def __init__(self, engine: Engine, single_process: bool) -> None:
+        self.engine = engine
+        self.single_process = single_process
+        # Called after a commit that added outbox rows, to wake the local dispatcher;
+        # other replicas find the rows by polling.
+        self.on_enqueue: Callable[[], None] = lambda: None
+
+    def open(self) -> None:
+        self.engine.start()
+
+    def close(self) -> None:
+        self.engine.stop()
+
+    async def _write(self, fn: Callable[[Tx], T]) -> T:
+        result, enqueued = await self.engine.write(fn)
+        if enqueued:
+            self.on_enqueue()
+        return result
+
+    async def ping(self) -> None:
+        await self.engine.read(lambda tx: tx.one("SELECT 1 AS ok"))
+
+    # --- incidents -------------------------------------------------------------------
+    async def ingest(self, source: str, body: str, routed: Sequence[RoutedAlert],
+                     now: float) -> IngestResult:
+        return await self._write(lambda tx: _i.ingest(tx, source, body, routed, now))
+
+    async def acknowledge(self, incident_id: str, by: str, note: str | None,
+                          now: float) -> dict[str, Any]:
+        await self._write(lambda tx: _i.acknowledge(tx, incident_id, by, note, now))
+        return await self.get_incident(incident_id)
+
+    async def resolve(self, incident_id: str, by: str, note: str | None,
+                      now: float) -> dict[str, Any]:
+        await self._write(lambda tx: _i.resolve(tx, incident_id, by, note, now))
+        return await self.get_incident(incident_id)
+
+    async def add_note(self, incident_id: str, by: str, text: str,
+                       now: float) -> dict[str, Any]:
+        await self._write(lambda tx: _i.add_note(tx, incident_id, by, text, now))
+        return await self.get_incident(incident_id)
+
+    async def get_incident(self, incident_id: str, *, alerts: bool = True,
+                           deliveries: bool = True, timeline: bool = True) -> dict[str, Any]:
+        doc = await self.engine.read(lambda tx: _v.get_incident(
+            tx, incident_id, alerts=alerts, deliveries=deliveries, timeline=timeline))
+        if doc is None:
+            raise NotFound(f"incident {incident_id} not found")
+        return doc
+
+    async def list_incidents(self, status: str | None = None, service: str | None = None,
+                             limit: int = 50, cursor: str | None = None,
+                             ) -> tuple[list[dict[str, Any]], str | None]:
+        return await self.engine.read(
+            lambda tx: _v.list_incidents(tx, status, service, limit, cursor))
+
+    # --- deliveries ------------------------------------------------------------------
+    async def claim(self, connector: str, limit: int, now: float, lease: float,
+                    worker: str) -> list[ClaimedDelivery]:
+        skip = self.engine.skip_locked
+        return await self._write_plain(
+            lambda tx: _d.claim(tx, connector, limit, now, lease, worker, skip))
+
+    async def _write_plain(self, fn: Callable[[Tx], T]) -> T:
+        result, _ = await self.engine.write(fn)
+        return result
+
+    async def finish(self, outcome: DeliveryOutcome, worker: str) -> bool:
+        return await self._write(lambda tx: _d.finish(tx, outcome, worker))
+
+    async def release(self, ids: list[str], worker: str, now: float) -> int:
+        return await self._write(lambda tx: _d.release(tx, ids, worker, now))
+
+    async def recover(self, now: float) -> int:
+        """Take back claims of a previous run; only safe when no other process can hold
+        them, i.e. a single-process engine."""
+        if not self.single_process:
+            return 0
+        return await self._write(lambda tx: _d.release_all(tx, now))
+
+    async def retry_delivery(self, delivery_id: str, by: str, now: float) -> dict[str, Any]:
+        await self._write(lambda tx: _d.retry(tx, delivery_id, by, now))
+        return await self.get_delivery(delivery_id)
+
+    async def get_delivery(self, delivery_id: str) -> dict[str, Any]:
+        row = await self.engine.read(
+            lambda tx: tx.one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)))
+        if row is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        return _v.delivery_doc(row)
+
+    async def list_deliveries(self, state: str | None = None, connector: str | None = None,
+                              limit: int = 50, cursor: str | None = None,
+                              ) -> tuple[list[dict[str, Any]], str | None]:
+        return await self.engine.read(
+            lambda tx: _v.list_deliveries(tx, state, connector, limit, cursor))
+
+    async def dead_ids(self) -> list[str]:
+        return await self.engine.read(_d.dead_ids)
+
+    async def depth(self) -> dict[str, int]:
+        return await self.engine.read(_d.depth)
+
+    async def next_due(self) -> float | None:
+        return await self.engine.read(_d.next_due)
+
+    async def notification_incident(self, incident_id: str) -> dict[str, Any]:
+        """The incident document a connector is sent: alerts, no timeline or ledger."""
+        return await self.get_incident(incident_id, alerts=True, deliveries=False,
+                                       timeline=False)
+
+
+def open_store(url: str, busy_timeout: float = 5.0, max_pending: int = 10000) -> Store:
+    if url.startswith("sqlite:"):
+        from .sqlite import SQLiteEngine
+
+        return Store(SQLiteEngine(url, busy_timeout, max_pending), single_process=True)
+    if url.startswith(("postgresql:", "postgres:")):
+        raise ConfigError(["storage.url: PostgreSQL storage is not available in this "
+                           "version yet; use sqlite:///path/to/baton.db"])
+    raise ConfigError([f"storage.url: unsupported scheme in {url.split(':', 1)[0]!r}"])

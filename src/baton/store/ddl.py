@@ -1,0 +1,107 @@
+"""Table definitions, portable between SQLite and PostgreSQL.
+
+Times are epoch seconds in a float column (``{float}``: REAL on SQLite, DOUBLE PRECISION on
+PostgreSQL) so comparisons and ordering need no dialect-specific date functions. Ids are
+ULIDs minted by the application, so no sequences or AUTOINCREMENT are needed either.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS baton_meta (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  received_at {float} NOT NULL,
+  alert_count INTEGER NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+  id TEXT PRIMARY KEY,
+  incident_key TEXT NOT NULL,
+  -- equals incident_key while the incident is open, NULL once resolved: the UNIQUE index
+  -- makes "one open incident per key" a storage guarantee, not a hope, across replicas.
+  open_key TEXT UNIQUE,
+  status TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  title TEXT NOT NULL,
+  service TEXT,
+  labels TEXT NOT NULL,
+  route TEXT,
+  created_at {float} NOT NULL,
+  updated_at {float} NOT NULL,
+  last_seen_at {float} NOT NULL,
+  acknowledged_at {float},
+  acknowledged_by TEXT,
+  resolved_at {float},
+  resolved_by TEXT,
+  policy TEXT,
+  policy_snapshot TEXT,
+  level INTEGER NOT NULL,
+  next_at {float},
+  loops INTEGER NOT NULL,
+  event_count INTEGER NOT NULL,
+  recurrence_of TEXT
+);
+CREATE INDEX IF NOT EXISTS incidents_key ON incidents (incident_key, created_at);
+CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, id);
+CREATE TABLE IF NOT EXISTS alerts (
+  incident_id TEXT NOT NULL,
+  dedup_key TEXT NOT NULL,
+  status TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  first_seen_at {float} NOT NULL,
+  last_seen_at {float} NOT NULL,
+  event_count INTEGER NOT NULL,
+  PRIMARY KEY (incident_id, dedup_key)
+);
+CREATE TABLE IF NOT EXISTS timeline (
+  id TEXT PRIMARY KEY,
+  incident_id TEXT NOT NULL,
+  at {float} NOT NULL,
+  type TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id TEXT PRIMARY KEY,
+  incident_id TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  action TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  target TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  created_at {float} NOT NULL,
+  next_attempt_at {float},
+  lease_until {float},
+  claimed_by TEXT,
+  delivered_at {float},
+  last_error TEXT,
+  last_status INTEGER,
+  external_ref TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (connector, state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (incident_id, connector, seq);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, id);
+CREATE TABLE IF NOT EXISTS external_refs (
+  incident_id TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  ref_id TEXT NOT NULL,
+  url TEXT,
+  PRIMARY KEY (incident_id, connector)
+);
+"""
+
+
+def statements(float_type: str) -> list[str]:
+    sql = TABLES.replace("{float}", float_type)
+    return [s.strip() for s in sql.split(";") if s.strip()]

@@ -1,0 +1,222 @@
+"""Incident state changes, each run inside one transaction (``Tx``).
+
+Every change writes the incident row, its timeline and its outbox rows (deliveries)
+together, so what a sender was told was accepted is either entirely stored or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import Conflict, NotFound
+from ..ids import new_id
+from ..model import SEVERITY_RANK, Alert
+from .records import IngestResult, RoutedAlert, TargetSpec
+from .tx import Tx
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def enqueue(tx: Tx, incident_id: str, target: TargetSpec, action: str, now: float,
+            discriminator: str = "") -> bool:
+    """Add one outbox row. The idempotency key is stable per (incident, connector, action,
+    target), so enqueueing the same thing twice is a no-op and a retry at the vendor carries
+    the same key as the first attempt."""
+    parts = [incident_id, target.connector, action]
+    if target.to:
+        parts.append(target.to)
+    if discriminator:
+        parts.append(discriminator)
+    key = "/".join(parts)
+    seq_row = tx.one("SELECT MAX(seq) AS m FROM deliveries WHERE incident_id = ? "
+                     "AND connector = ?", (incident_id, target.connector))
+    seq = int(seq_row["m"]) + 1 if seq_row and seq_row["m"] is not None else 1
+    inserted = tx.insert("deliveries", {
+        "id": new_id(now), "incident_id": incident_id, "connector": target.connector,
+        "action": action, "seq": seq, "idempotency_key": key,
+        "target": _dumps(target.to_dict()), "state": "pending", "attempts": 0,
+        "created_at": now, "next_attempt_at": now,
+    }, on_conflict_nothing=True) > 0
+    tx.enqueued += int(inserted)
+    return inserted
+
+
+def notified_targets(tx: Tx, incident_id: str) -> list[TargetSpec]:
+    """Targets that were sent a trigger for this incident (in any state but given up),
+    the ones to tell about acknowledge, resolve and notes."""
+    rows = tx.all("SELECT target FROM deliveries WHERE incident_id = ? AND action = 'trigger' "
+                  "ORDER BY seq", (incident_id,))
+    seen: dict[str, TargetSpec] = {}
+    for row in rows:
+        t = json.loads(row["target"])
+        spec = TargetSpec(t["connector"], t.get("to"), t.get("params") or {})
+        seen.setdefault(f"{spec.connector}|{spec.to}", spec)
+    return list(seen.values())
+
+
+def _fan_out(tx: Tx, incident_id: str, action: str, now: float, discriminator: str = "") -> int:
+    return sum(enqueue(tx, incident_id, t, action, now, discriminator)
+               for t in notified_targets(tx, incident_id))
+
+
+def _open_incident(tx: Tx, ra: RoutedAlert, now: float) -> str:
+    a = ra.alert
+    previous = tx.one("SELECT id FROM incidents WHERE incident_key = ? "
+                      "ORDER BY created_at DESC LIMIT 1", (ra.key,))
+    incident_id = new_id(now)
+    tx.insert("incidents", {
+        "id": incident_id, "incident_key": ra.key, "open_key": ra.key, "status": "triggered",
+        "severity": a.severity, "title": a.summary or a.dedup_key, "service": a.service,
+        "labels": _dumps(dict(a.labels)), "route": ra.route, "created_at": now,
+        "updated_at": now, "last_seen_at": now, "policy": ra.policy,
+        "policy_snapshot": _dumps(ra.policy_snapshot) if ra.policy_snapshot else None,
+        "level": 1, "next_at": None, "loops": 0, "event_count": 1,
+        "recurrence_of": previous["id"] if previous else None,
+    })
+    _put_alert(tx, incident_id, a, now, new=True)
+    actor = f"source:{a.source_name}"
+    detail: dict[str, Any] = {"dedup_key": a.dedup_key, "severity": a.severity,
+                              "summary": a.summary}
+    if previous:
+        detail["recurrence_of"] = previous["id"]
+    tx.timeline(incident_id, now, "received", actor, detail)
+    if ra.route is None:
+        tx.timeline(incident_id, now, "unrouted", "baton", {"reason": "no route matched"})
+        return incident_id
+    targets = [t.to_dict() for t in ra.first_targets]
+    tx.timeline(incident_id, now, "routed", "baton",
+                {"route": ra.route, "policy": ra.policy, "level": 1, "targets": targets})
+    for target in ra.first_targets:
+        enqueue(tx, incident_id, target, "trigger", now)
+    return incident_id
+
+
+def _put_alert(tx: Tx, incident_id: str, a: Alert, now: float, new: bool) -> None:
+    doc = _dumps(a.to_dict())
+    if new:
+        tx.insert("alerts", {"incident_id": incident_id, "dedup_key": a.dedup_key,
+                             "status": a.status, "severity": a.severity, "doc": doc,
+                             "first_seen_at": now, "last_seen_at": now, "event_count": 1})
+    else:
+        tx.run("UPDATE alerts SET status = ?, severity = ?, doc = ?, last_seen_at = ?, "
+               "event_count = event_count + 1 WHERE incident_id = ? AND dedup_key = ?",
+               (a.status, a.severity, doc, now, incident_id, a.dedup_key))
+
+
+def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> str:
+    """A further event for an open incident: firing dedups, resolved may close it."""
+    a = ra.alert
+    incident_id = inc["id"]
+    existing = tx.one("SELECT status FROM alerts WHERE incident_id = ? AND dedup_key = ?",
+                      (incident_id, a.dedup_key))
+    if existing is None and a.status == "resolved":
+        return "ignored"  # a resolve for an alert this incident never had
+    _put_alert(tx, incident_id, a, now, new=existing is None)
+    actor = f"source:{a.source_name}"
+    severity = inc["severity"]
+    if a.status == "firing":
+        if SEVERITY_RANK[a.severity] > SEVERITY_RANK[severity]:
+            severity = a.severity
+        tx.run("UPDATE incidents SET event_count = event_count + 1, last_seen_at = ?, "
+               "updated_at = ?, severity = ? WHERE id = ?", (now, now, severity, incident_id))
+        detail: dict[str, Any] = {"dedup_key": a.dedup_key, "event_count":
+                                  inc["event_count"] + 1}
+        if severity != inc["severity"]:
+            detail["severity"] = {"from": inc["severity"], "to": severity}
+        kind = "deduplicated" if existing is not None else "received"
+        tx.timeline(incident_id, now, kind, actor, detail)
+        return "deduplicated" if existing is not None else "grouped"
+    tx.run("UPDATE incidents SET event_count = event_count + 1, last_seen_at = ?, "
+           "updated_at = ? WHERE id = ?", (now, now, incident_id))
+    still = tx.one("SELECT COUNT(*) AS n FROM alerts WHERE incident_id = ? AND "
+                   "status = 'firing'", (incident_id,))
+    if still and still["n"] > 0:
+        tx.timeline(incident_id, now, "received", actor,
+                    {"dedup_key": a.dedup_key, "status": "resolved",
+                     "still_firing": still["n"]})
+        return "partially_resolved"
+    _close(tx, incident_id, actor, now, {"reason": "all alerts resolved"})
+    return "resolved"
+
+
+def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, Any]) -> None:
+    tx.run("UPDATE incidents SET status = 'resolved', open_key = NULL, resolved_at = ?, "
+           "resolved_by = ?, updated_at = ?, next_at = NULL WHERE id = ?",
+           (now, actor, now, incident_id))
+    tx.timeline(incident_id, now, "resolved", actor, detail)
+    _fan_out(tx, incident_id, "resolve", now)
+
+
+def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
+           now: float) -> IngestResult:
+    event_id = new_id(now)
+    tx.insert("events", {"id": event_id, "source": source, "received_at": now,
+                         "alert_count": len(routed), "body": body})
+    ids: list[str] = []
+    counts = {"opened": 0, "deduplicated": 0, "resolved": 0}
+    for ra in routed:
+        inc = tx.one("SELECT id, severity, event_count, status FROM incidents "
+                     "WHERE open_key = ?", (ra.key,))
+        if ra.alert.acknowledge:
+            if inc is not None and inc["status"] == "triggered":
+                _acknowledge(tx, inc["id"], f"source:{ra.alert.source_name}", None, now)
+            if inc is not None:
+                ids.append(inc["id"])
+            continue
+        if inc is None:
+            if ra.alert.status == "resolved":
+                continue  # nothing open to resolve: already resolved or never seen
+            ids.append(_open_incident(tx, ra, now))
+            counts["opened"] += 1
+            continue
+        outcome = _update_open(tx, inc, ra, now)
+        ids.append(inc["id"])
+        if outcome == "deduplicated":
+            counts["deduplicated"] += 1
+        elif outcome == "resolved":
+            counts["resolved"] += 1
+    return IngestResult(event_id, tuple(dict.fromkeys(ids)), counts["opened"],
+                        counts["deduplicated"], counts["resolved"], tx.enqueued)
+
+
+def _get_open(tx: Tx, incident_id: str) -> dict[str, Any]:
+    inc = tx.one("SELECT id, status FROM incidents WHERE id = ?", (incident_id,))
+    if inc is None:
+        raise NotFound(f"incident {incident_id} not found")
+    return inc
+
+
+def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
+    tx.run("UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?, "
+           "acknowledged_by = ?, updated_at = ?, next_at = NULL WHERE id = ?",
+           (now, by, now, incident_id))
+    tx.timeline(incident_id, now, "acknowledged", by, {"note": note} if note else {})
+    _fan_out(tx, incident_id, "acknowledge", now)
+
+
+def acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
+    inc = _get_open(tx, incident_id)
+    if inc["status"] == "resolved":
+        raise Conflict(f"incident {incident_id} is resolved")
+    if inc["status"] == "acknowledged":
+        raise Conflict(f"incident {incident_id} is already acknowledged")
+    _acknowledge(tx, incident_id, by, note, now)
+
+
+def resolve(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
+    inc = _get_open(tx, incident_id)
+    if inc["status"] == "resolved":
+        raise Conflict(f"incident {incident_id} is already resolved")
+    _close(tx, incident_id, by, now, {"note": note} if note else {})
+
+
+def add_note(tx: Tx, incident_id: str, by: str, text: str, now: float) -> None:
+    _get_open(tx, incident_id)
+    note_id = new_id(now)
+    tx.timeline(incident_id, now, "note", by, {"text": text, "note_id": note_id})
+    tx.run("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
+    _fan_out(tx, incident_id, "note", now, discriminator=note_id)

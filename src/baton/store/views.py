@@ -1,0 +1,110 @@
+"""Rows to the documents of incident.schema.json."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import SCHEMA_VERSION
+from ..model import iso
+from .tx import Tx
+
+
+def ts(value: float | None) -> str | None:
+    return iso(datetime.fromtimestamp(value, UTC)) if value is not None else None
+
+
+def delivery_doc(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "incident_id": row["incident_id"], "connector": row["connector"],
+        "action": row["action"], "idempotency_key": row["idempotency_key"],
+        "state": row["state"], "attempts": row["attempts"],
+        "created_at": ts(row["created_at"]),
+        "next_attempt_at": ts(row["next_attempt_at"]) if row["state"] == "pending" else None,
+        "delivered_at": ts(row["delivered_at"]), "last_error": row["last_error"],
+        "last_status": row["last_status"],
+        "external_ref": json.loads(row["external_ref"]) if row["external_ref"] else None,
+    }
+
+
+def incident_doc(tx: Tx, row: dict[str, Any], *, alerts: bool = True,
+                 deliveries: bool = False, timeline: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "id": row["id"], "key": row["incident_key"],
+        "status": row["status"], "severity": row["severity"], "title": row["title"],
+        "service": row["service"], "labels": json.loads(row["labels"]), "route": row["route"],
+        "created_at": ts(row["created_at"]), "updated_at": ts(row["updated_at"]),
+        "last_seen_at": ts(row["last_seen_at"]),
+        "acknowledged_at": ts(row["acknowledged_at"]), "acknowledged_by": row["acknowledged_by"],
+        "resolved_at": ts(row["resolved_at"]), "resolved_by": row["resolved_by"],
+        "escalation": {"policy": row["policy"], "level": row["level"],
+                       "next_at": ts(row["next_at"]), "loops": row["loops"]},
+        "external_refs": [
+            {"connector": r["connector"], "id": r["ref_id"], "url": r["url"]}
+            for r in tx.all("SELECT connector, ref_id, url FROM external_refs "
+                            "WHERE incident_id = ? ORDER BY connector", (row["id"],))
+        ],
+        "event_count": row["event_count"], "recurrence_of": row["recurrence_of"],
+    }
+    if alerts:
+        doc["alerts"] = [json.loads(r["doc"]) for r in tx.all(
+            "SELECT doc FROM alerts WHERE incident_id = ? ORDER BY first_seen_at, dedup_key",
+            (row["id"],))]
+    if deliveries:
+        doc["deliveries"] = [delivery_doc(r) for r in tx.all(
+            "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY connector, seq",
+            (row["id"],))]
+    if timeline:
+        doc["timeline"] = [
+            {"at": ts(r["at"]), "type": r["type"], "actor": r["actor"],
+             "detail": json.loads(r["detail"])}
+            for r in tx.all("SELECT at, type, actor, detail FROM timeline "
+                            "WHERE incident_id = ? ORDER BY id", (row["id"],))
+        ]
+    return doc
+
+
+def get_incident(tx: Tx, incident_id: str, **parts: bool) -> dict[str, Any] | None:
+    row = tx.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+    return incident_doc(tx, row, **parts) if row else None
+
+
+def list_incidents(tx: Tx, status: str | None, service: str | None, limit: int,
+                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; the cursor is the last id of the previous page (ids sort by time)."""
+    where, params = [], []
+    if status:
+        where.append("status = ?")
+        params.append(status)
+    if service:
+        where.append("service = ?")
+        params.append(service)
+    if cursor:
+        where.append("id < ?")
+        params.append(cursor)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = tx.all(f"SELECT * FROM incidents {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                  [*params, limit + 1])
+    page = rows[:limit]
+    docs = [incident_doc(tx, r, alerts=False) for r in page]
+    return docs, (page[-1]["id"] if len(rows) > limit else None)
+
+
+def list_deliveries(tx: Tx, state: str | None, connector: str | None, limit: int,
+                    cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    where, params = [], []
+    if state:
+        where.append("state = ?")
+        params.append(state)
+    if connector:
+        where.append("connector = ?")
+        params.append(connector)
+    if cursor:
+        where.append("id < ?")
+        params.append(cursor)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = tx.all(f"SELECT * FROM deliveries {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                  [*params, limit + 1])
+    page = rows[:limit]
+    return [delivery_doc(r) for r in page], (page[-1]["id"] if len(rows) > limit else None)
