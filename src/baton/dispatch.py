@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -92,9 +92,14 @@ class Dispatcher:
                 lane.inflight.add(claimed.id)
                 task = asyncio.create_task(self._attempt(lane, claimed))
                 self._tasks[claimed.id] = task
-                task.add_done_callback(lambda _t, i=claimed.id: self._tasks.pop(i, None))
+                task.add_done_callback(self._forget(claimed.id))
                 started += 1
         return started
+
+    def _forget(self, delivery_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._tasks.pop(delivery_id, None)
+        return forget
 
     async def idle(self) -> None:
         """Wait until no attempt is in flight (tests use this after ``run_once``)."""

@@ -43,7 +43,7 @@ def exists(name: str) -> bool:
 
 
 @cache
-def _registry() -> Registry:  # type: ignore[type-arg]
+def _registry() -> Registry:  # type: ignore[type-arg,unused-ignore]
     resources_ = [
         (BASE_URI + name, Resource.from_contents(doc)) for name, doc in _all().items()
     ]
