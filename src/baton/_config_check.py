@@ -16,12 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jsonschema.exceptions import ValidationError
+
 from . import plugin, schema
 from .duration import parse_duration
 from .secret import Secret
-
-# jsonschema ships no type stubs; its errors are handled as Any, as baton.schema does.
-ValidationError = Any
 
 CONFIG_SCHEMA = "config.schema.json"
 _MAX_MESSAGE = 240
@@ -202,9 +201,11 @@ class Checker:
         yield path, message
 
     def _unknown_keys(self, err: ValidationError, path: str) -> Iterator[tuple[str, str]]:
-        known = list(err.schema.get("properties", {}))
-        patterns = list(err.schema.get("patternProperties", {}))
-        for key in err.instance:
+        node: Any = err.schema  # the schema holding additionalProperties: a mapping
+        instance: Any = err.instance
+        known = list(node.get("properties", {}))
+        patterns = list(node.get("patternProperties", {}))
+        for key in instance:
             if key in known or any(re.search(p, str(key)) for p in patterns):
                 continue
             hint = difflib.get_close_matches(str(key), known, n=1)

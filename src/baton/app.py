@@ -93,10 +93,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                 await dispatcher.stop(config.server.shutdown_grace)
                 if task is not None:
                     task.cancel()
-                    try:
+                    with contextlib.suppress(asyncio.CancelledError):
                         await task
-                    except BaseException:
-                        pass
                 store.close()
                 log.info("baton stopped")
 
