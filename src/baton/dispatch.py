@@ -66,11 +66,13 @@ class Dispatcher:
     async def run(self) -> None:
         """Claim and deliver until stopped; woken early when new work is committed."""
         while not self._stopping:
+            # Cleared before the cycle, not after: a wake-up that arrives while it runs
+            # (a commit, a freed slot) must start the next cycle, not wait a poll interval.
+            self._wake.clear()
             try:
                 await self.run_once()
             except Exception:  # storage hiccup: log and keep polling; nothing is lost
                 log.exception("dispatch cycle failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
@@ -120,6 +122,9 @@ class Dispatcher:
             log.exception("could not record delivery result")
         finally:
             lane.inflight.discard(d.id)
+            # A slot is free: claim the next due delivery now. Without this a busy lane
+            # sends only ``concurrency`` deliveries per poll interval.
+            self.wake()
 
     async def _send(self, lane: Lane, d: ClaimedDelivery) -> Outcome:
         assert self.http is not None, "dispatcher started without an HTTP session"
