@@ -113,6 +113,7 @@ def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
 
 def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
     out: list[ApiToken] = []
+    indices: list[int] = []  # position in the YAML list of each entry of ``out``
     seen: dict[str, int] = {}
     for i, item in enumerate(_list(raw, "tokens")):
         path = f"api.tokens[{i}]"
@@ -123,10 +124,12 @@ def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
         if name in seen:
             ctx.add(f"{path}.name",
                     f'duplicate token name "{name}" (also api.tokens[{seen[name]}])')
-        twin = next((j for j, t in enumerate(out) if t.token == token), None)
+        # A shared token would make the recorded actor a guess.
+        twin = next((j for j, t in zip(indices, out, strict=True) if t.token == token), None)
         if twin is not None:
             ctx.add(f"{path}.token", f"same token as api.tokens[{twin}]: each holder needs its own")
         seen.setdefault(name, i)
+        indices.append(i)
         out.append(ApiToken(name, token))
     return tuple(out)
 
@@ -143,12 +146,14 @@ def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
         values = [auth.get(one)] if one in auth else _list(auth, several)
         return tuple(v for v in values if isinstance(v, Secret))
 
-    if kind == "bearer":
-        return AuthConfig("bearer", tokens=many("token", "tokens"))
-    if kind == "basic":
-        return AuthConfig("basic", username=_opt(auth, "username", str, None),
-                          passwords=many("password", "passwords"))
-    return AuthConfig("none")
+    if kind == "none":
+        return AuthConfig("none")
+    config = AuthConfig(kind, tokens=many("token", "tokens"),
+                        username=_opt(auth, "username", str, None),
+                        passwords=many("password", "passwords"))
+    if not (config.tokens or (config.username and config.passwords)):
+        ctx.ensure(path, f"{kind} auth without credentials")
+    return config
 
 
 def _source(ctx: Checker, name: str, block: dict[str, Any]) -> SourceConfig:

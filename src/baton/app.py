@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -29,6 +30,7 @@ from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
 from .store import Store, open_store
 
 log = structlog.get_logger("baton.app")
+SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", float)
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -90,7 +92,11 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
             try:
                 yield
             finally:
-                await dispatcher.stop(config.server.shutdown_grace)
+                # One budget for the whole shutdown: what open requests used of it is not
+                # given again to deliveries in flight.
+                deadline = app.get(SHUTDOWN_DEADLINE) or (
+                    time.monotonic() + config.server.shutdown_grace)
+                await dispatcher.stop(max(0.0, deadline - time.monotonic()))
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -98,6 +104,10 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                 store.close()
                 log.info("baton stopped")
 
+    async def shutdown_started(app: web.Application) -> None:
+        app[SHUTDOWN_DEADLINE] = time.monotonic() + config.server.shutdown_grace
+
+    app.on_shutdown.append(shutdown_started)
     app.cleanup_ctx.append(lifecycle)
     r = app.router
     r.add_post("/v1/ingest/{source}", ingest_api.ingest)

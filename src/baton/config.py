@@ -4,7 +4,8 @@ Loading goes YAML -> ``config.schema.json`` -> each source/connector block again
 type's schema -> secrets resolved -> cross references -> dataclasses. Every step keeps
 going after a problem, so ``baton check-config`` shows the whole list (as Alertmanager's
 ``amtool check-config`` does) instead of one error per run. The steps live in
-``baton._config_load``; this module holds the values and the entry points.
+``baton._config_load`` and ``baton._config_check``; this module holds the values and the
+entry points.
 
 Mappings inside these values are plain dicts for cheap copying; treat them as read-only.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -182,6 +183,7 @@ def _read(path: str | Path | None) -> tuple[str | None, Path | None, list[str]]:
 
 def _load(path: str | Path | None, environ: Mapping[str, str] | None
           ) -> tuple[Config | None, list[str]]:
+    # Imported here: the loader builds the dataclasses above, so it imports this module.
     from ._config_load import build, parse_yaml
 
     text, p, problems = _read(path)
@@ -193,14 +195,8 @@ def _load(path: str | Path | None, environ: Mapping[str, str] | None
     base_dir = p.resolve().parent if p is not None else Path.cwd()
     config, problems = build(data, base_dir, os.environ if environ is None else environ)
     if config is not None and p is not None:
-        config = _with_path(config, p)
+        config = replace(config, path=p)
     return config, problems
-
-
-def _with_path(config: Config, path: Path) -> Config:
-    from dataclasses import replace
-
-    return replace(config, path=path)
 
 
 def load_config(path: str | Path | None,
@@ -224,7 +220,7 @@ def config_from_dict(data: Any, base_dir: Path,
                      environ: Mapping[str, str] | None = None) -> Config:
     """A config from already-parsed YAML; ``{file: ...}`` secrets are read relative to
     ``base_dir``. Raises ``ConfigError`` like ``load_config``."""
-    from ._config_load import build
+    from ._config_load import build  # see _load
 
     config, problems = build(data, base_dir, os.environ if environ is None else environ)
     if problems or config is None:

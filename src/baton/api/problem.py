@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+import re
 from typing import Any
 
 import structlog
@@ -13,6 +14,7 @@ from ..errors import AuthError, Conflict, NotFound, PayloadError, StorageUnavail
 
 log = structlog.get_logger("baton.api")
 PROBLEM = "application/problem+json"
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,11 +82,21 @@ async def read_limited(request: web.Request, max_bytes: int) -> bytes:
 
 def decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        # UTF-8 only (RFC 8259 8.1): json.loads(bytes) would also take UTF-16/32, which
+        # the pipeline stores as UTF-8 text and then fails on (a 500, not a 400).
+        data = json.loads(raw.decode("utf-8-sig"))
+        if _SURROGATE.search(raw):
+            # An unpaired escape ("\ud800") parses to a str no UTF-8 store can hold.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
     except UnicodeDecodeError as e:
         raise PayloadError(f"body is not UTF-8: {e.reason}") from None
+    except UnicodeEncodeError:
+        raise PayloadError("malformed JSON: unpaired surrogate escape") from None
     except json.JSONDecodeError as e:
         raise PayloadError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") \
             from None
     except RecursionError:
         raise PayloadError("malformed JSON: nested too deeply") from None
+    except ValueError:  # an integer past Python's digit limit (int_max_str_digits)
+        raise PayloadError("malformed JSON: number too long") from None

@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS alerts (
   event_count INTEGER NOT NULL,
   PRIMARY KEY (incident_id, dedup_key)
 );
+-- a resolve or acknowledge finds the open incidents holding its alert by dedup key
+CREATE INDEX IF NOT EXISTS alerts_dedup ON alerts (dedup_key);
 CREATE TABLE IF NOT EXISTS timeline (
   id TEXT PRIMARY KEY,
   incident_id TEXT NOT NULL,

@@ -151,6 +151,14 @@ def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, A
     _fan_out(tx, incident_id, "resolve", now)
 
 
+def _holding(tx: Tx, a: Alert) -> list[dict[str, Any]]:
+    """The open incidents holding alert ``a``: same dedup key from the same source."""
+    rows = tx.all("SELECT i.id, i.severity, i.event_count, i.status, a.doc FROM incidents i "
+                  "JOIN alerts a ON a.incident_id = i.id WHERE a.dedup_key = ? "
+                  "AND i.open_key IS NOT NULL ORDER BY i.id", (a.dedup_key,))
+    return [r for r in rows if json.loads(r.pop("doc"))["source"]["name"] == a.source_name]
+
+
 def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
            now: float) -> IngestResult:
     event_id = new_id(now)
@@ -158,18 +166,28 @@ def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
                          "alert_count": len(routed), "body": body})
     ids: list[str] = []
     counts = {"opened": 0, "deduplicated": 0, "resolved": 0}
+    closing: set[int] = set()
     for ra in routed:
+        a = ra.alert
+        if a.acknowledge or a.status == "resolved":
+            # These name their alert by (source, dedup key) alone and may lack the labels
+            # that routed it (PagerDuty sends no payload with them), so they go to every
+            # open incident holding that alert, wherever it was routed; once per alert,
+            # however many routes this copy matched. None open: nothing to do.
+            if id(a) in closing:
+                continue
+            closing.add(id(a))
+            for held in _holding(tx, a):
+                ids.append(held["id"])
+                if not a.acknowledge:
+                    if _update_open(tx, held, ra, now) == "resolved":
+                        counts["resolved"] += 1
+                elif held["status"] == "triggered":
+                    _acknowledge(tx, held["id"], f"source:{a.source_name}", None, now)
+            continue
         inc = tx.one("SELECT id, severity, event_count, status FROM incidents "
                      "WHERE open_key = ?", (ra.key,))
-        if ra.alert.acknowledge:
-            if inc is not None and inc["status"] == "triggered":
-                _acknowledge(tx, inc["id"], f"source:{ra.alert.source_name}", None, now)
-            if inc is not None:
-                ids.append(inc["id"])
-            continue
         if inc is None:
-            if ra.alert.status == "resolved":
-                continue  # nothing open to resolve: already resolved or never seen
             ids.append(_open_incident(tx, ra, now))
             counts["opened"] += 1
             continue
@@ -177,8 +195,6 @@ def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
         ids.append(inc["id"])
         if outcome == "deduplicated":
             counts["deduplicated"] += 1
-        elif outcome == "resolved":
-            counts["resolved"] += 1
     return IngestResult(event_id, tuple(dict.fromkeys(ids)), counts["opened"],
                         counts["deduplicated"], counts["resolved"], tx.enqueued)
 

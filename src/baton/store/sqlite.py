@@ -61,6 +61,7 @@ class SQLiteEngine:
         self._reads: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._keepalive: sqlite3.Connection | None = None
+        self._running = False  # between start() and stop(): work queued now gets done
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._target, uri=self._uri, timeout=self._busy,
@@ -85,8 +86,12 @@ class SQLiteEngine:
         ]
         for t in self._threads:
             t.start()
+        self._running = True
 
     def stop(self) -> None:
+        # Refuse new work first: nothing would take it off the queues after _STOP, and
+        # its caller (a request, the readiness probe) would wait forever.
+        self._running = False
         self._writes.put(_STOP)
         self._reads.put(_STOP)
         for t in self._threads:
@@ -182,6 +187,8 @@ class SQLiteEngine:
         """Run ``fn`` in the next group commit. Returns its result and the number of
         outbox rows it added. Raises StorageUnavailable when the queue is full (overload)
         or the commit fails."""
+        if not self._running:
+            raise StorageUnavailable("storage is not open")
         if self._writes.qsize() >= self._max_pending:
             raise StorageUnavailable("write queue full", retry_after=2)
         loop = asyncio.get_running_loop()
@@ -190,6 +197,8 @@ class SQLiteEngine:
         return await fut
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
+        if not self._running:
+            raise StorageUnavailable("storage is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._reads.put((fn, loop, fut))
