@@ -265,6 +265,15 @@ def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
 
 def build(data: Any, base_dir: Path, environ: Mapping[str, str]
           ) -> tuple[Config | None, list[str]]:
+    try:
+        return _build(data, base_dir, environ)
+    except RecursionError:
+        # YAML aliases can make a structure contain itself (``routes: &r [{routes: *r}]``).
+        return None, ["(root): the config refers to itself through a YAML alias"]
+
+
+def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
+           ) -> tuple[Config | None, list[str]]:
     ctx = Checker(base_dir, environ)
     if not isinstance(data, dict):
         return None, [f"(root): expected a mapping of sections, got {ctx.type_name(data)}"]

@@ -30,7 +30,6 @@ from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
 from .store import Store, open_store
 
 log = structlog.get_logger("baton.app")
-SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", float)
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -94,7 +93,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
             finally:
                 # One budget for the whole shutdown: what open requests used of it is not
                 # given again to deliveries in flight.
-                deadline = app.get(SHUTDOWN_DEADLINE) or (
+                deadline = shutdown_deadline[0] if shutdown_deadline else (
                     time.monotonic() + config.server.shutdown_grace)
                 await dispatcher.stop(max(0.0, deadline - time.monotonic()))
                 if task is not None:
@@ -104,8 +103,10 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                 store.close()
                 log.info("baton stopped")
 
+    shutdown_deadline: list[float] = []  # set once shutdown begins (app state is frozen)
+
     async def shutdown_started(app: web.Application) -> None:
-        app[SHUTDOWN_DEADLINE] = time.monotonic() + config.server.shutdown_grace
+        shutdown_deadline.append(time.monotonic() + config.server.shutdown_grace)
 
     app.on_shutdown.append(shutdown_started)
     app.cleanup_ctx.append(lifecycle)

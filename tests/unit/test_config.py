@@ -459,3 +459,19 @@ def test_resolve_config_path() -> None:
     assert resolve_config_path(None, {"BATON_CONFIG": "b.yaml"}) == Path("b.yaml")
     assert resolve_config_path(None, {"BATON_CONFIG": ""}) is None
     assert resolve_config_path(None, {}) is None
+
+
+def test_self_referencing_yaml_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("routes: &r [{routes: *r}]\n")
+    assert check_config(path) == ["(root): the config refers to itself through a YAML alias"]
+
+
+def test_api_token_problems_point_at_the_right_entries(tmp_path: Path) -> None:
+    data = minimal(api={"tokens": [{"name": "a", "token": {"env": "UNSET"}},
+                                   {"name": "b", "token": {"env": "T"}},
+                                   {"name": "c", "token": {"env": "T"}}]})
+    assert problems_of(data, tmp_path, {"T": "t"}) == [
+        "api.tokens[0].token: environment variable UNSET is not set",
+        "api.tokens[2].token: same token as api.tokens[1]: each holder needs its own",
+    ]
