@@ -45,6 +45,7 @@ async def ingest(request: web.Request) -> web.Response:
         log.warning("ingest rejected", reason=reason, error=str(e)[:300])
         raise
     metrics.ingest_latency.labels(name).observe(time.perf_counter() - started)
+    structlog.contextvars.bind_contextvars(incident_ids=list(result.incident_ids))
     log.info("ingested", alerts=len(alerts), incidents=len(result.incident_ids),
              opened=result.opened, deduplicated=result.deduplicated,
              resolved=result.resolved, event_id=result.event_id)

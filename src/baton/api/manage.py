@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from ..errors import PayloadError
@@ -17,6 +18,9 @@ DELIVERY_STATES = ("pending", "in_flight", "delivered", "dead")
 
 
 def _auth(request: web.Request) -> str | None:
+    if "id" in request.match_info:
+        key = "delivery_id" if request.path.startswith("/v1/deliveries") else "incident_id"
+        structlog.contextvars.bind_contextvars(**{key: request.match_info["id"]})
     return check_management(request.app[state.CONFIG].api_tokens, request)
 
 
