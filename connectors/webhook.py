@@ -86,6 +86,9 @@ class WebhookConnector(Connector):
             hidden.append(_reveal(secret))
             if self._key is not None:
                 hidden.append(self._key.decode("utf-8", "replace"))
+        # A plain URL without credentials may be shown as it is: hiding it would only make
+        # "cannot connect to ***" useless to the operator.
+        hidden = [h for h in hidden if h != shown]
         # Longest first, so a whole URL is replaced before a part of it could be.
         return shown, sorted({h for h in hidden if h not in ("", "/")}, key=len, reverse=True)
 
