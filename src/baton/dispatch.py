@@ -85,9 +85,10 @@ class Dispatcher:
                 break
             if lane.open_until > now:
                 continue
-            # Half-open: after the cool-down a single probe decides whether to close.
-            free = 1 if lane.failures >= lane.breaker_threshold else (
-                lane.concurrency - len(lane.inflight))
+            # Half-open: after the cool-down a single probe decides whether to close; while
+            # it is in flight (it counts in ``inflight``) no second one starts.
+            free = (1 if lane.failures >= lane.breaker_threshold else lane.concurrency
+                    ) - len(lane.inflight)
             if free <= 0:
                 continue
             for claimed in await self.store.claim(name, free, now, self.lease, self.worker):

@@ -32,14 +32,14 @@ def _actor(token: str | None, by: str | None) -> str:
 
 
 def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "50")
+    raw = request.query.get("limit") or "50"  # "?limit=" is unset, as for every parameter
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
         raise PayloadError("limit must be an integer from 1 to 500", ["limit"])
     return int(raw)
 
 
 def _choice(request: web.Request, key: str, allowed: tuple[str, ...]) -> str | None:
-    value = request.query.get(key)
+    value = request.query.get(key) or None
     if value is not None and value not in allowed:
         raise PayloadError(f"{key} must be one of {', '.join(allowed)}", [key])
     return value

@@ -1,0 +1,266 @@
+"""The SQLite store: group commit, per-operation failure isolation, idempotency keys,
+claims and leases, recovery, and refusing work (503) when it cannot take it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
+from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway, table_counts
+
+from baton.errors import NotFound, StorageUnavailable
+from baton.model import Alert
+from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
+from baton.store.incidents import enqueue
+from baton.store.sqlite import SQLiteEngine
+from baton.store.tx import Tx
+
+T0 = 1_767_225_600.0
+HOOK = TargetSpec("hook")
+
+
+def routed(key: str, status: str = "firing") -> RoutedAlert:
+    a = Alert(dedup_key=key, status=status, severity="warning",  # type: ignore[arg-type]
+              summary=f"problem {key}", source_type="generic", source_name="app")
+    return RoutedAlert(alert=a, key=f"r|{key}", route="r", policy="p",
+                       policy_snapshot={"name": "p", "repeat": 0, "levels": []},
+                       first_targets=(HOOK,))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path}/b.db", max_pending=10000)
+    s.open()
+    yield s
+    s.close()
+
+
+def engine(store: Store) -> SQLiteEngine:
+    assert isinstance(store.engine, SQLiteEngine)
+    return store.engine
+
+
+class Blocker:
+    """Holds the single writer thread inside one operation, so the operations queued
+    meanwhile are committed together in the next group, and records the SQL the writer
+    runs from then on (until the store closes)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.statements: list[str] = []
+        self.inside = threading.Event()
+        self.release = threading.Event()
+        self.task: asyncio.Task[Any] | None = None
+
+    def _op(self, tx: Tx) -> None:
+        tx.conn.set_trace_callback(self.statements.append)
+        self.inside.set()
+        self.release.wait(10)
+
+    async def __aenter__(self) -> Blocker:
+        self.task = asyncio.create_task(self.store.engine.write(self._op))
+        assert await asyncio.to_thread(self.inside.wait, 10)
+        return self
+
+    async def queued(self, n: int) -> None:
+        for _ in range(1000):
+            if engine(self.store)._writes.qsize() >= n:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError(f"{n} operations never queued")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        assert self.task is not None
+        await self.task
+
+    def count(self, sql: str) -> int:
+        return sum(s.strip().upper() == sql for s in self.statements)
+
+
+def count(store_path: Path, table: str) -> int:
+    conn = sqlite3.connect(store_path)
+    try:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_concurrent_ingests_share_one_commit(store: Store, tmp_path: Path) -> None:
+    async with Blocker(store) as b:
+        tasks = [asyncio.create_task(store.ingest("app", "{}", [routed(f"k{n}")], T0))
+                 for n in range(50)]
+        await b.queued(50)
+    results = await asyncio.gather(*tasks)
+    assert [r.opened for r in results] == [1] * 50
+    assert len({r.incident_ids[0] for r in results}) == 50
+    # The blocker's group, then all fifty in one transaction: two commits, not fifty-one.
+    assert (b.count("COMMIT"), b.count("BEGIN IMMEDIATE"), b.count("SAVEPOINT OP")) == (
+        2, 1, 50)
+    assert count(tmp_path / "b.db", "incidents") == 50
+    assert count(tmp_path / "b.db", "deliveries") == 50
+
+
+async def test_a_failing_operation_does_not_undo_its_neighbours(store: Store,
+                                                                 tmp_path: Path) -> None:
+    def half_then_fail(tx: Tx) -> None:
+        tx.insert("baton_meta", {"name": "half", "value": "written"})
+        raise ValueError("boom")
+
+    async with Blocker(store) as b:
+        ops = [asyncio.create_task(c) for c in (
+            store.ingest("app", "{}", [routed("a")], T0),
+            store.acknowledge("01AAAAAAAAAAAAAAAAAAAAAAAA", "alice", None, T0),
+            store.engine.write(half_then_fail),
+            store.ingest("app", "{}", [routed("b")], T0))]
+        await b.queued(4)
+    a, missing, failed, b_ = await asyncio.gather(*ops, return_exceptions=True)
+    assert isinstance(missing, NotFound)
+    assert isinstance(failed, ValueError) and str(failed) == "boom"
+    assert b.count("COMMIT") == 2 and b.count("ROLLBACK TO OP") == 2
+    ids = [r.incident_ids[0] for r in (a, b_)]  # type: ignore[union-attr]
+    for incident_id in ids:
+        assert (await store.get_incident(incident_id))["status"] == "triggered"
+    assert count(tmp_path / "b.db", "baton_meta") == 0
+    assert count(tmp_path / "b.db", "incidents") == 2
+
+
+async def test_reads_are_not_blocked_by_a_long_write(store: Store) -> None:
+    (incident_id,) = (await store.ingest("app", "{}", [routed("r")], T0)).incident_ids
+    async with Blocker(store):
+        doc = await asyncio.wait_for(store.get_incident(incident_id), 5)
+    assert doc["id"] == incident_id
+
+
+async def test_idempotency_keys_are_unique(store: Store, tmp_path: Path) -> None:
+    (incident_id,) = (await store.ingest("app", "{}", [routed("k")], T0)).incident_ids
+
+    def again(tx: Tx) -> list[bool]:
+        return [enqueue(tx, incident_id, HOOK, "trigger", T0),
+                enqueue(tx, incident_id, TargetSpec("hook", "person:bob"), "trigger", T0),
+                enqueue(tx, incident_id, HOOK, "note", T0, discriminator="n1"),
+                enqueue(tx, incident_id, HOOK, "note", T0, discriminator="n1"),
+                enqueue(tx, incident_id, HOOK, "note", T0, discriminator="n2")]
+
+    inserted, enqueued = await store.engine.write(again)
+    assert (inserted, enqueued) == ([False, True, True, False, True], 3)
+    keys = [r["idempotency_key"] for r in (await store.get_incident(incident_id))["deliveries"]]
+    assert sorted(keys) == sorted([f"{incident_id}/hook/trigger",
+                                   f"{incident_id}/hook/trigger/person:bob",
+                                   f"{incident_id}/hook/note/n1", f"{incident_id}/hook/note/n2"])
+
+    # The database itself refuses a duplicate, whoever writes it; that is a storage error
+    # for that operation only.
+    def duplicate(tx: Tx) -> None:
+        row = tx.one("SELECT * FROM deliveries LIMIT 1")
+        assert row is not None
+        tx.insert("deliveries", {**row, "id": "X"})
+
+    with pytest.raises(StorageUnavailable, match="IntegrityError"):
+        await store.engine.write(duplicate)
+    assert count(tmp_path / "b.db", "deliveries") == 4
+
+
+async def test_a_claim_is_a_lease(store: Store) -> None:
+    await store.ingest("app", "{}", [routed("k")], T0)
+    (first,) = await store.claim("hook", 10, T0, 60, "w1")
+    assert (first.action, first.attempts, first.idempotency_key.endswith("/hook/trigger")) == (
+        "trigger", 1, True)
+    assert await store.claim("hook", 10, T0, 60, "w2") == []
+    assert await store.claim("hook", 10, T0 + 60, 60, "w2") == []  # lease still held
+    (second,) = await store.claim("hook", 10, T0 + 60.001, 60, "w2")
+    assert (second.id, second.attempts) == (first.id, 2)
+    assert await store.claim("other", 10, T0 + 999, 60, "w2") == []
+
+    late = DeliveryOutcome(first.id, "delivered", T0 + 61, status=200)
+    assert await store.finish(late, "w1") is False  # w1 lost the lease: w2's result stands
+    assert (await store.get_delivery(first.id))["state"] == "in_flight"
+    assert await store.finish(late, "w2") is True
+    doc = await store.get_delivery(first.id)
+    assert (doc["state"], doc["attempts"], doc["last_status"]) == ("delivered", 2, 200)
+    assert await store.finish(late, "w2") is False  # not in flight any more
+    assert await store.claim("hook", 10, T0 + 999, 60, "w1") == []
+
+
+async def test_recover_takes_back_claims_of_a_previous_run(store: Store) -> None:
+    await store.ingest("app", "{}", [routed("a"), routed("b")], T0)
+    claimed = await store.claim("hook", 10, T0, 60, "dead-process")
+    assert len(claimed) == 2
+    assert await store.recover(T0 + 5) == 2
+    docs = [await store.get_delivery(c.id) for c in claimed]
+    assert {(d["state"], d["attempts"]) for d in docs} == {("pending", 1)}
+    # Claimable at once, not only when the lease would have run out.
+    again = await store.claim("hook", 10, T0 + 5, 60, "me")
+    assert sorted(c.id for c in again) == sorted(c.id for c in claimed)
+    assert {c.attempts for c in again} == {2}
+    assert await store.recover(T0 + 6) == 2
+    assert await store.recover(T0 + 6) == 0
+
+
+async def test_release_gives_back_without_counting_the_attempt(store: Store) -> None:
+    await store.ingest("app", "{}", [routed("a")], T0)
+    (c,) = await store.claim("hook", 10, T0, 60, "me")
+    assert await store.release([c.id], "someone-else", T0) == 0
+    assert await store.release([c.id], "me", T0 + 1) == 1
+    doc = await store.get_delivery(c.id)
+    assert (doc["state"], doc["attempts"]) == ("pending", 0)
+
+
+async def test_a_full_write_queue_is_refused_at_once(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/b.db", max_pending=2)
+    store.open()
+    try:
+        async with Blocker(store) as b:
+            queued = [asyncio.create_task(store.ingest("app", "{}", [routed(k)], T0))
+                      for k in ("a", "b")]
+            await b.queued(2)
+            with pytest.raises(StorageUnavailable) as refused:
+                await store.ingest("app", "{}", [routed("c")], T0)
+            assert (str(refused.value), refused.value.retry_after) == ("write queue full", 2)
+        assert [r.opened for r in await asyncio.gather(*queued)] == [1, 1]
+    finally:
+        store.close()
+    assert count(tmp_path / "b.db", "incidents") == 2
+
+
+async def test_the_api_answers_503_with_retry_after_when_writes_queue_up(
+        aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    data = config_dict(tmp_path)
+    data["storage"]["max_pending_writes"] = 1
+    gw = await start_gateway(aiohttp_client, data, tmp_path)
+    async with Blocker(gw.store) as b:
+        first = asyncio.create_task(gw.client.post("/v1/ingest/app", json=alert("first")))
+        await b.queued(1)
+        resp = await gw.client.post("/v1/ingest/app", json=alert("second"))
+        assert (resp.status, resp.content_type, resp.headers["Retry-After"]) == (
+            503, PROBLEM, "2")
+        body = await resp.json(content_type=PROBLEM)
+        assert (body["title"], body["detail"]) == ("Service Unavailable", "write queue full")
+    assert (await first).status == 202
+    assert table_counts(tmp_path)["incidents"] == 1
+    metrics = await (await gw.client.get("/metrics")).text()
+    assert 'baton_ingest_rejected_total{reason="storage",source="app"} 1.0' in metrics
+
+
+async def test_a_closed_store_answers_503_instead_of_hanging(aiohttp_client: ClientFactory,
+                                                             tmp_path: Path) -> None:
+    gw = await start_gateway(aiohttp_client, config_dict(tmp_path), tmp_path)
+    gw.store.close()
+    calls: list[Callable[[], Any]] = [
+        lambda: gw.client.post("/v1/ingest/app", json=alert("x")),
+        lambda: gw.client.get("/readyz"),
+        lambda: gw.client.get("/v1/incidents"),
+    ]
+    for call in calls:
+        resp = await asyncio.wait_for(call(), 5)
+        assert (resp.status, resp.content_type) == (503, PROBLEM)
+        assert int(resp.headers["Retry-After"]) > 0
+    assert (await gw.client.get("/healthz")).status == 200
