@@ -32,8 +32,10 @@ from .config import (
     Target,
 )
 from .duration import format_duration
+from .inhibit import parse_inhibit_rules
 from .matcher import Matcher, parse_matchers
 from .secret import Secret
+from .timeinterval import parse_time_intervals
 
 SOURCE_KEYS = frozenset({"type", "auth", "labels", "max_body_bytes"})
 CONNECTOR_KEYS = frozenset({"type", "timeout", "max_attempts", "max_age", "concurrency",
@@ -302,6 +304,8 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
         logging=LoggingConfig(level=_opt(log, "level", str, "info"),
                               format=_opt(log, "format", str, "json")),
         people=_dict(data, "people"), teams=_dict(data, "teams"),
-        schedules=_dict(data, "schedules"), time_intervals=data.get("time_intervals"),
-        inhibit_rules=data.get("inhibit_rules"), silences=data.get("silences"))
+        schedules=_dict(data, "schedules"),
+        time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),
+        inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules"), ctx.add),
+        silences=data.get("silences"))
     return (None if ctx.problems else config), ctx.problems

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .inhibit import InhibitRule
 from .matcher import Matcher
 from .secret import Secret
+from .timeinterval import TimeInterval
 
 CONFIG_ENV = "BATON_CONFIG"
 DEMO_CONFIG = "demo.yaml"
@@ -150,9 +152,9 @@ class Config:
     teams: Mapping[str, Any] = field(default_factory=dict)
     schedules: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None  # None: the built-in demo, or built from a dict
-    # Accepted free-form until the escalation work gives them a schema.
-    time_intervals: Any = None
-    inhibit_rules: Any = None
+    time_intervals: Mapping[str, TimeInterval] = field(default_factory=dict)  # by name
+    inhibit_rules: tuple[InhibitRule, ...] = ()  # in config order; indices name them
+    # Accepted free-form until the escalation work gives it a schema.
     silences: Any = None
 
 

@@ -91,7 +91,10 @@ class Dispatcher:
                     ) - len(lane.inflight)
             if free <= 0:
                 continue
-            for claimed in await self.store.claim(name, free, now, self.lease, self.worker):
+            # The lease must outlive an attempt, or a slow attempt could be claimed again
+            # while it still runs.
+            lease = max(self.lease, lane.timeout * 2 + 5)
+            for claimed in await self.store.claim(name, free, now, lease, self.worker):
                 lane.inflight.add(claimed.id)
                 task = asyncio.create_task(self._attempt(lane, claimed))
                 self._tasks[claimed.id] = task

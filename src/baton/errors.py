@@ -32,7 +32,14 @@ class PayloadError(BatonError):
 
 
 class AuthError(BatonError):
-    """Missing or wrong credentials or signature (becomes a 401). Never carries the secret."""
+    """Missing or wrong credentials or signature (becomes a 401). Never carries the secret.
+
+    ``challenge`` is the ``WWW-Authenticate`` value telling the client which scheme to use.
+    """
+
+    def __init__(self, detail: str, challenge: str = 'Bearer realm="baton"') -> None:
+        self.challenge = challenge
+        super().__init__(detail)
 
 
 class StorageUnavailable(BatonError):

@@ -50,15 +50,18 @@ class Pipeline:
     def route(self, alert: Alert) -> list[RoutedAlert]:
         labels = alert.match_labels()
         matches = self.router.match(labels)
+        # A dedup key is only unique within its source: "disk-full" from two tools is two
+        # problems. (Label-based group_by keys deliberately group across sources.)
+        ident = f"{alert.source_name}/{alert.dedup_key}"
         if not matches:
-            return [RoutedAlert(alert, f"unrouted|{alert.dedup_key}", None, None, None, ())]
+            return [RoutedAlert(alert, f"unrouted|{ident}", None, None, None, ())]
         out = []
         for m in matches:
             policy = self.config.policies.get(m.policy) if m.policy else None
             first = tuple(TargetSpec(t.connector, t.to, dict(t.params))
                           for t in policy.levels[0].notify) if policy else ()
             out.append(RoutedAlert(
-                alert=alert, key=group_key(m, labels, alert.dedup_key), route=m.name,
+                alert=alert, key=group_key(m, labels, ident), route=m.name,
                 policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None,
                 first_targets=first))
         return out

@@ -185,7 +185,7 @@ async def test_matcher_route_groups_and_catch_all_takes_the_rest(gw: Gateway) ->
     assert (docs[db1]["route"], docs[db1]["escalation"]["policy"]) == ("db", "both")
     assert [a["dedup_key"] for a in docs[db1]["alerts"]] == ["x1", "x2"]
     assert docs[other]["key"] == 'db|{alertname="Down",service="db"}'
-    assert (docs[web]["key"], docs[web]["route"]) == ("default|x4", "default")
+    assert (docs[web]["key"], docs[web]["route"]) == ("default|app/x4", "default")
 
 
 async def test_continue_puts_the_alert_into_one_incident_per_matched_route(
@@ -193,8 +193,8 @@ async def test_continue_puts_the_alert_into_one_incident_per_matched_route(
     answer = await gw.ingest(alert("aud", labels={"team": "audit"}))
     assert answer["accepted"] == 1 and len(answer["incidents"]) == 2
     docs = [await gw.incident(i) for i in answer["incidents"]]
-    assert [(d["route"], d["key"]) for d in docs] == [("audit", "audit|aud"),
-                                                      ("default", "default|aud")]
+    assert [(d["route"], d["key"]) for d in docs] == [("audit", "audit|app/aud"),
+                                                      ("default", "default|app/aud")]
     await gw.pump()
     assert sorted(receiver.actions) == sorted((i, "hook", "trigger") for i in answer["incidents"])
     # db comes first and has no continue: the search ends there, audit is never tried.
@@ -207,7 +207,7 @@ async def test_unrouted_alert_is_stored_and_sent_nowhere(gw: Gateway, receiver: 
     inc = await one(gw, alert("lab-1", environment="lab"))
     doc = await gw.incident(inc)
     assert (doc["route"], doc["escalation"]["policy"], doc["key"]) == (
-        None, None, "unrouted|lab-1")
+        None, None, "unrouted|app/lab-1")
     assert [(e["type"], e["actor"], e["detail"]) for e in doc["timeline"]] == [
         ("received", "source:app", {"dedup_key": "lab-1", "severity": "warning",
                                     "summary": "problem lab-1"}),
@@ -301,7 +301,9 @@ async def test_source_auth(gw: Gateway, tmp_path: Path, source: str,
         assert (counts["events"], counts["incidents"]) == (1, 1)
         return
     assert resp.content_type == PROBLEM
-    assert resp.headers["WWW-Authenticate"] == 'Bearer realm="baton"'
+    # The challenge names the scheme the source expects.
+    assert resp.headers["WWW-Authenticate"] == (
+        'Basic realm="baton", charset="UTF-8"' if source == "basic" else 'Bearer realm="baton"')
     body = json.loads(text)
     assert (body["status"], body["title"]) == (401, "Unauthorized")
     assert "s3cr3t" not in text
@@ -351,3 +353,31 @@ async def test_resolve_closes_every_incident_the_alert_was_routed_into(gw: Gatew
     other = await gw.ingest(alert("both"), "labelled")
     assert (await gw.ingest(alert("both", status="resolved")))["incidents"] == []
     assert (await gw.incident(other["incidents"][0]))["status"] == "triggered"
+
+
+async def test_an_open_incident_holds_its_alert_whatever_route_its_labels_take_now(
+        gw: Gateway) -> None:
+    """The same alert whose labels now match another route (service changed to "db")
+    still deduplicates into the incident that holds it, instead of opening a second."""
+    first = await one(gw, alert("moving", severity="warning"))
+    assert (await gw.incident(first))["route"] == "default"
+    assert await one(gw, alert("moving", service="db", labels={"alertname": "X"})) == first
+    assert len((await gw.get("/v1/incidents"))["incidents"]) == 1
+    doc = await gw.incident(first)
+    assert doc["event_count"] == 2 and doc["timeline"][-1]["type"] == "deduplicated"
+    # Once it is resolved, the next firing is routed afresh: now to the db route.
+    await one(gw, alert("moving", status="resolved"))
+    again = await one(gw, alert("moving", service="db", labels={"alertname": "X"}))
+    assert again != first
+    doc = await gw.incident(again)
+    assert (doc["route"], doc["recurrence_of"]) == ("db", None)
+
+
+async def test_same_dedup_key_from_two_sources_is_two_alerts(gw: Gateway) -> None:
+    a = await one(gw, alert("shared"), source="app")
+    b = await one(gw, alert("shared"), source="labelled")
+    assert a != b
+    # Resolving it at one source leaves the other source's incident open.
+    await one(gw, alert("shared", status="resolved"), source="app")
+    assert (await gw.incident(a))["status"] == "resolved"
+    assert (await gw.incident(b))["status"] == "triggered"

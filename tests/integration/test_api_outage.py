@@ -103,11 +103,11 @@ async def test_backoff_then_retry_after_then_delivered(
         "delivery_failed"] * 4 + ["notified"]
     failed = [e["detail"] for e in timeline if e["type"] == "delivery_failed"]
     assert [(d["attempt"], d["status"], d["retry_at"]) for d in failed] == [
-        (n + 1, s, t) for n, (s, t) in enumerate(zip([503, 503, 503, 429], scheduled[1:],
-                                                     strict=True))]
+        (n + 1, s, ts(t)) for n, (s, t) in enumerate(zip([503, 503, 503, 429], scheduled[1:],
+                                                         strict=True))]
     assert failed[0] == {"connector": "hook", "action": "trigger",
                          "delivery_id": row["id"], "attempt": 1, "status": 503,
-                         "error": ERROR_503, "retry_at": scheduled[1]}
+                         "error": ERROR_503, "retry_at": ts(scheduled[1])}
     assert timeline[-1]["detail"] == {"connector": "hook", "action": "trigger",
                                       "delivery_id": row["id"], "attempt": 5, "status": 200}
 

@@ -12,6 +12,8 @@ from ..config import ApiToken, AuthConfig
 from ..errors import AuthError
 from ..secret import Secret
 
+BASIC = 'Basic realm="baton", charset="UTF-8"'
+
 
 def _any_equal(secrets: Iterable[Secret], offered: str) -> bool:
     # Compare against every secret (no early exit), so timing does not tell which matched.
@@ -41,14 +43,14 @@ def check_source(auth: AuthConfig, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "basic":
-            raise AuthError("missing basic credentials")
+            raise AuthError("missing basic credentials", BASIC)
         try:
             user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise AuthError("malformed basic credentials") from None
+            raise AuthError("malformed basic credentials", BASIC) from None
         user_ok = Secret(auth.username or "").equals(user)
         if not sep or not (_any_equal(auth.passwords, password) & user_ok):
-            raise AuthError("invalid basic credentials")
+            raise AuthError("invalid basic credentials", BASIC)
         return
     raise AuthError(f"unsupported auth type {auth.type!r}")
 

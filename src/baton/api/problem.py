@@ -37,7 +37,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(400, "Bad Request", e.detail, errors=e.errors)
     except AuthError as e:
         return problem(401, "Unauthorized", str(e),
-                       headers={"WWW-Authenticate": 'Bearer realm="baton"'})
+                       headers={"WWW-Authenticate": e.challenge})
     except NotFound as e:
         return problem(404, "Not Found", str(e))
     except Conflict as e:

@@ -52,6 +52,8 @@ CREATE INDEX IF NOT EXISTS incidents_key ON incidents (incident_key, created_at)
 CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, id);
 CREATE TABLE IF NOT EXISTS alerts (
   incident_id TEXT NOT NULL,
+  -- an alert is identified by the source instance that sent it and its dedup key
+  source TEXT NOT NULL,
   dedup_key TEXT NOT NULL,
   status TEXT NOT NULL,
   severity TEXT NOT NULL,
@@ -59,10 +61,10 @@ CREATE TABLE IF NOT EXISTS alerts (
   first_seen_at {float} NOT NULL,
   last_seen_at {float} NOT NULL,
   event_count INTEGER NOT NULL,
-  PRIMARY KEY (incident_id, dedup_key)
+  PRIMARY KEY (incident_id, source, dedup_key)
 );
--- a resolve or acknowledge finds the open incidents holding its alert by dedup key
-CREATE INDEX IF NOT EXISTS alerts_dedup ON alerts (dedup_key);
+-- every event finds the open incidents holding its alert by (dedup key, source)
+CREATE INDEX IF NOT EXISTS alerts_dedup ON alerts (dedup_key, source);
 CREATE TABLE IF NOT EXISTS timeline (
   id TEXT PRIMARY KEY,
   incident_id TEXT NOT NULL,

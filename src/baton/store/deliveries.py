@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import Conflict, NotFound
 from .records import ClaimedDelivery, DeliveryOutcome
 from .tx import Tx
+from .views import ts
 
 # Earlier undelivered rows of the same (incident, connector) block later ones: a resolve
 # never overtakes its trigger. Dead rows do not block (they will never be sent).
@@ -22,6 +23,9 @@ SELECT d.id, d.incident_id, d.connector, d.action, d.idempotency_key, d.attempts
        d.created_at, d.target
 FROM deliveries d
 WHERE d.connector = ?
+  -- Implied by the OR below, but spelt out so the (connector, state, ...) index is
+  -- searched on both columns: without it SQLite walks every delivered row ever written.
+  AND d.state IN ('pending', 'in_flight')
   AND ((d.state = 'pending' AND d.next_attempt_at <= ?)
        OR (d.state = 'in_flight' AND d.lease_until < ?))
   AND NOT EXISTS (
@@ -77,7 +81,7 @@ def finish(tx: Tx, o: DeliveryOutcome, worker: str) -> bool:
                                         "url": o.external_ref.get("url")})
         tx.timeline(row["incident_id"], o.at, "notified", actor, detail)
     elif o.state == "pending":
-        detail.update(error=o.error, retry_at=o.next_attempt_at)
+        detail.update(error=o.error, retry_at=ts(o.next_attempt_at))
         tx.timeline(row["incident_id"], o.at, "delivery_failed", actor, detail)
     else:
         detail["error"] = o.error

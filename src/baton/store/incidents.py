@@ -98,21 +98,23 @@ def _open_incident(tx: Tx, ra: RoutedAlert, now: float) -> str:
 def _put_alert(tx: Tx, incident_id: str, a: Alert, now: float, new: bool) -> None:
     doc = _dumps(a.to_dict())
     if new:
-        tx.insert("alerts", {"incident_id": incident_id, "dedup_key": a.dedup_key,
+        tx.insert("alerts", {"incident_id": incident_id, "source": a.source_name,
+                             "dedup_key": a.dedup_key,
                              "status": a.status, "severity": a.severity, "doc": doc,
                              "first_seen_at": now, "last_seen_at": now, "event_count": 1})
     else:
         tx.run("UPDATE alerts SET status = ?, severity = ?, doc = ?, last_seen_at = ?, "
-               "event_count = event_count + 1 WHERE incident_id = ? AND dedup_key = ?",
-               (a.status, a.severity, doc, now, incident_id, a.dedup_key))
+               "event_count = event_count + 1 WHERE incident_id = ? AND source = ? "
+               "AND dedup_key = ?",
+               (a.status, a.severity, doc, now, incident_id, a.source_name, a.dedup_key))
 
 
 def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> str:
     """A further event for an open incident: firing dedups, resolved may close it."""
     a = ra.alert
     incident_id = inc["id"]
-    existing = tx.one("SELECT status FROM alerts WHERE incident_id = ? AND dedup_key = ?",
-                      (incident_id, a.dedup_key))
+    existing = tx.one("SELECT status FROM alerts WHERE incident_id = ? AND source = ? "
+                      "AND dedup_key = ?", (incident_id, a.source_name, a.dedup_key))
     if existing is None and a.status == "resolved":
         return "ignored"  # a resolve for an alert this incident never had
     _put_alert(tx, incident_id, a, now, new=existing is None)
@@ -152,49 +154,57 @@ def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, A
 
 
 def _holding(tx: Tx, a: Alert) -> list[dict[str, Any]]:
-    """The open incidents holding alert ``a``: same dedup key from the same source."""
-    rows = tx.all("SELECT i.id, i.severity, i.event_count, i.status, a.doc FROM incidents i "
-                  "JOIN alerts a ON a.incident_id = i.id WHERE a.dedup_key = ? "
-                  "AND i.open_key IS NOT NULL ORDER BY i.id", (a.dedup_key,))
-    return [r for r in rows if json.loads(r.pop("doc"))["source"]["name"] == a.source_name]
+    """The open incidents holding alert ``a`` (same source, same dedup key)."""
+    return tx.all("SELECT i.id, i.severity, i.event_count, i.status FROM alerts a "
+                  "JOIN incidents i ON i.id = a.incident_id WHERE a.dedup_key = ? "
+                  "AND a.source = ? AND i.open_key IS NOT NULL ORDER BY i.id",
+                  (a.dedup_key, a.source_name))
+
+
+def _per_alert(routed: Sequence[RoutedAlert]) -> list[list[RoutedAlert]]:
+    """The routed copies of each alert (one per matched route), alerts in request order."""
+    groups: dict[int, list[RoutedAlert]] = {}
+    for ra in routed:
+        groups.setdefault(id(ra.alert), []).append(ra)
+    return list(groups.values())
 
 
 def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
            now: float) -> IngestResult:
     event_id = new_id(now)
     tx.insert("events", {"id": event_id, "source": source, "received_at": now,
-                         "alert_count": len(routed), "body": body})
+                         "alert_count": len(_per_alert(routed)), "body": body})
     ids: list[str] = []
     counts = {"opened": 0, "deduplicated": 0, "resolved": 0}
-    closing: set[int] = set()
-    for ra in routed:
-        a = ra.alert
+    for copies in _per_alert(routed):
+        a = copies[0].alert
+        held = _holding(tx, a)
+        if held:
+            # While an open incident holds this alert, every event for it goes there,
+            # whatever route its labels would take now: a resolve or acknowledge may come
+            # without the labels that routed the trigger (PagerDuty sends no payload with
+            # them), and a changed severity must update the incident, not open another.
+            for inc in held:
+                ids.append(inc["id"])
+                if a.acknowledge:
+                    if inc["status"] == "triggered":
+                        _acknowledge(tx, inc["id"], f"source:{a.source_name}", None, now)
+                    continue
+                outcome = _update_open(tx, inc, copies[0], now)
+                counts["deduplicated"] += outcome == "deduplicated"
+                counts["resolved"] += outcome == "resolved"
+            continue
         if a.acknowledge or a.status == "resolved":
-            # These name their alert by (source, dedup key) alone and may lack the labels
-            # that routed it (PagerDuty sends no payload with them), so they go to every
-            # open incident holding that alert, wherever it was routed; once per alert,
-            # however many routes this copy matched. None open: nothing to do.
-            if id(a) in closing:
-                continue
-            closing.add(id(a))
-            for held in _holding(tx, a):
-                ids.append(held["id"])
-                if not a.acknowledge:
-                    if _update_open(tx, held, ra, now) == "resolved":
-                        counts["resolved"] += 1
-                elif held["status"] == "triggered":
-                    _acknowledge(tx, held["id"], f"source:{a.source_name}", None, now)
-            continue
-        inc = tx.one("SELECT id, severity, event_count, status FROM incidents "
-                     "WHERE open_key = ?", (ra.key,))
-        if inc is None:
-            ids.append(_open_incident(tx, ra, now))
-            counts["opened"] += 1
-            continue
-        outcome = _update_open(tx, inc, ra, now)
-        ids.append(inc["id"])
-        if outcome == "deduplicated":
-            counts["deduplicated"] += 1
+            continue  # nothing open holds it: already resolved, or never seen
+        for ra in copies:
+            group = tx.one("SELECT id, severity, event_count, status FROM incidents "
+                           "WHERE open_key = ?", (ra.key,))
+            if group is None:
+                ids.append(_open_incident(tx, ra, now))
+                counts["opened"] += 1
+            else:  # a new alert joining an open group
+                _update_open(tx, group, ra, now)
+                ids.append(group["id"])
     return IngestResult(event_id, tuple(dict.fromkeys(ids)), counts["opened"],
                         counts["deduplicated"], counts["resolved"], tx.enqueued)
 
