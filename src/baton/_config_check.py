@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,16 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from . import plugin, schema
+from ._wallclock import parse_clock, parse_date, parse_handoff, parse_instant
 from .duration import parse_duration
 from .secret import Secret
 
 CONFIG_SCHEMA = "config.schema.json"
 _MAX_MESSAGE = 240
+# Schedule text forms: their parsers word a problem better than a regex mismatch can.
+_TEXT_FORMATS: dict[str, Callable[[Any], object]] = {
+    "clock_time": parse_clock, "handoff": parse_handoff, "date": parse_date,
+    "instant": lambda value: parse_instant(value, UTC)}
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
                (list, "array"), (dict, "object"), (type(None), "null"))
 
@@ -178,6 +184,13 @@ class Checker:
             except ValueError as exc:
                 yield path, str(exc)
                 return
+        for name, parse in _TEXT_FORMATS.items():
+            if err.schema == defs[name]:
+                try:
+                    parse(err.instance)
+                except ValueError as exc:
+                    yield path, str(exc)
+                    return
         if err.validator == "additionalProperties" and err.validator_value is False:
             yield from self._unknown_keys(err, path)
             return

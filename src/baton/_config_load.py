@@ -16,6 +16,7 @@ import yaml
 
 from . import plugin
 from ._config_check import Checker
+from ._config_schedule import build_people, build_schedules, build_teams, plain_times
 from .config import (
     ApiToken,
     AuthConfig,
@@ -60,6 +61,17 @@ class _Loader(yaml.SafeLoader):
                     f"found duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        # An unquoted 2026-02-30 looks like a date to YAML and raises a bare ValueError.
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid date {node.value!r}: {exc}", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def parse_yaml(text: str) -> tuple[Any, list[str]]:
@@ -217,8 +229,11 @@ def _policy(ctx: Checker, name: str, raw: dict[str, Any], data: dict[str, Any]) 
         levels.append(Level(
             notify=tuple(t for t in targets if t is not None),
             escalate_after=ctx.duration(_dict(level), "escalate_after", path, None,
-                                        positive=True)))
-    return Policy(name, tuple(levels), _opt(raw, "repeat", int, 0))
+                                        positive=True),
+            remind_every=ctx.duration(_dict(level), "remind_every", path, None,
+                                      positive=True)))
+    return Policy(name, tuple(levels), _opt(raw, "repeat", int, 0),
+                  ctx.duration(raw, "ack_timeout", f"policies.{name}", None, positive=True))
 
 
 def _interval_names(raw: Any) -> set[str]:
@@ -279,6 +294,7 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
     ctx = Checker(base_dir, environ)
     if not isinstance(data, dict):
         return None, [f"(root): expected a mapping of sections, got {ctx.type_name(data)}"]
+    data = plain_times(data)
     ctx.schema("config.schema.json", data, "")
     named = {
         section: {k: v for k, v in _dict(data, section).items()
@@ -303,8 +319,8 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
             batch_size=_opt(dispatch, "batch_size", int, 100)),
         logging=LoggingConfig(level=_opt(log, "level", str, "info"),
                               format=_opt(log, "format", str, "json")),
-        people=_dict(data, "people"), teams=_dict(data, "teams"),
-        schedules=_dict(data, "schedules"),
+        people=build_people(ctx, data), teams=build_teams(ctx, data),
+        schedules=build_schedules(ctx, data),
         time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),
         inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules"), ctx.add),
         silences=data.get("silences"))

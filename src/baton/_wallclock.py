@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -26,7 +26,7 @@ WEEKDAYS: dict[str, int] = {
     **{name: i for i, name in enumerate(_DAY_NAMES)},
 }
 _CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
-_HANDOFF = re.compile(r"(?:([a-z]+) +)?(\S+)")
+_HANDOFF = re.compile(r"(?:(\S+) +)?(\S+)")
 # "...T10:00:00 02:00": the time, then an offset whose "+" a query string turned into a space.
 _OFFSET_AS_SPACE = re.compile(
     r"([0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?) ([0-9]{2}:[0-9]{2})$")
@@ -41,7 +41,7 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f'unknown time zone "{name}"') from None
 
 
-def at_local(day: date, clock: time, tz: ZoneInfo) -> datetime:
+def at_local(day: date, clock: time, tz: tzinfo) -> datetime:
     """The instant (UTC) at which the clocks in ``tz`` first show ``clock`` on ``day``, or
     the end of the gap when they skip it."""
     naive = datetime.combine(day, clock)
@@ -83,10 +83,10 @@ def parse_clock(text: object) -> time:
 
 def parse_weekday(text: object) -> int:
     """0 for ``mon``/``monday`` ... 6 for ``sun``/``sunday``."""
-    if not isinstance(text, str) or text.lower() not in WEEKDAYS:
+    if not isinstance(text, str) or text not in WEEKDAYS:
         raise ValueError(f"invalid weekday {text!r}: expected mon, tue, wed, thu, fri, sat "
                          f"or sun")
-    return WEEKDAYS[text.lower()]
+    return WEEKDAYS[text]
 
 
 def parse_days(items: Iterable[object]) -> frozenset[int]:
@@ -95,7 +95,9 @@ def parse_days(items: Iterable[object]) -> frozenset[int]:
 
 def parse_handoff(text: object) -> tuple[int | None, time]:
     """``"mon 09:00"`` as (0, 09:00); ``"09:00"`` as (None, 09:00)."""
-    match = _HANDOFF.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    if isinstance(text, int):
+        parse_clock(text)  # raises, with the hint for an unquoted HH:MM
+    match = _HANDOFF.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f'invalid handoff {text!r}: expected "HH:MM" or "<weekday> HH:MM", '
                          f'e.g. "mon 09:00"')
@@ -117,7 +119,7 @@ def parse_date(text: object) -> date:
     raise ValueError(f"invalid date {text!r}: expected YYYY-MM-DD, e.g. 2026-01-05")
 
 
-def parse_instant(text: object, tz: ZoneInfo | None) -> datetime:
+def parse_instant(text: object, tz: tzinfo | None) -> datetime:
     """RFC 3339 (``2026-03-28T18:00:00+01:00``, ``...Z``) as a UTC datetime. Without an
     offset the time is local to ``tz`` (resolved as ``at_local`` does); with ``tz`` None an
     offset is required."""

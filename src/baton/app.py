@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import __version__
 from .api import ingest as ingest_api
-from .api import manage, ops, state
+from .api import manage, ops, schedules, state
 from .api.problem import Handler, problem_middleware
 from .backoff import RetryPolicy
 from .clock import Clock, SystemClock
@@ -115,10 +115,13 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_get("/v1/incidents", manage.list_incidents)
     r.add_get("/v1/incidents/{id}", manage.get_incident)
     r.add_post("/v1/incidents/{id}/acknowledge", manage.acknowledge)
+    r.add_post("/v1/incidents/{id}/unacknowledge", manage.unacknowledge)
+    r.add_post("/v1/incidents/{id}/escalate", manage.escalate)
     r.add_post("/v1/incidents/{id}/resolve", manage.resolve)
     r.add_post("/v1/incidents/{id}/notes", manage.add_note)
     r.add_get("/v1/deliveries", manage.list_deliveries)
     r.add_post("/v1/deliveries/{id}/retry", manage.retry_delivery)
+    r.add_get("/v1/schedules/{name}/oncall", schedules.oncall)
     r.add_get("/healthz", ops.healthz)
     r.add_get("/readyz", ops.readyz)
     r.add_get("/metrics", ops.metrics)

@@ -106,6 +106,43 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return asyncio.run(_dlq(args, _load(args.config)))
 
 
+def cmd_oncall(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from ._wallclock import parse_instant
+    from .api.schedules import oncall_doc
+
+    config = _load(args.config)
+    schedule = config.schedules.get(args.schedule)
+    if schedule is None:
+        known = ", ".join(sorted(config.schedules)) or "none configured"
+        print(f'error: unknown schedule "{args.schedule}" (known: {known})', file=sys.stderr)
+        return 1
+    try:
+        at = parse_instant(args.at, schedule.timezone) if args.at else datetime.now(UTC)
+    except ValueError as e:
+        print(f"error: --at: {e}", file=sys.stderr)
+        return 2
+    doc = oncall_doc(args.schedule, schedule, config.people, at)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+
+    def local(dt: datetime) -> str:
+        return dt.astimezone(schedule.timezone).strftime("%Y-%m-%d %H:%M %Z")
+
+    shift = schedule.shift_at(at)
+    who = "nobody is on call"
+    if doc["person"] is not None:
+        named = f" ({doc['name']})" if doc["name"] != doc["person"] else ""
+        who = f"{doc['person']}{named} via {doc['source']}"
+    print(f"{args.schedule} at {local(at)}: {who}")
+    print(f"  from {local(shift.start)} until {local(shift.end)}")
+    for method, address in doc["contacts"].items():
+        print(f"  {method}: {address}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="baton", description="Incident escalation gateway.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +163,12 @@ def parser() -> argparse.ArgumentParser:
     dr = dsub.add_parser("replay", help="send dead-lettered deliveries again")
     dr.add_argument("id", nargs="?", help="delivery id")
     dr.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    o = sub.add_parser("oncall", help="who is on call on a schedule, now or at --at")
+    o.add_argument("schedule")
+    o.add_argument("--at", help="RFC 3339 time; without an offset, the schedule's local time")
+    o.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    o.add_argument("--json", action="store_true", help="the API's JSON answer")
+    o.set_defaults(func=cmd_oncall)
     return p
 
 

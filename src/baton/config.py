@@ -22,6 +22,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .inhibit import InhibitRule
 from .matcher import Matcher
+from .schedule import Person, Schedule
 from .secret import Secret
 from .timeinterval import TimeInterval
 
@@ -99,6 +100,7 @@ class Target:
 class Level:
     notify: tuple[Target, ...]
     escalate_after: float | None = None  # None: only a manual escalate moves on
+    remind_every: float | None = None  # re-notify this level's targets while it is current
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Policy:
     name: str
     levels: tuple[Level, ...]
     repeat: int = 0
+    ack_timeout: float | None = None  # an acknowledgement lapses after this long
 
 
 @dataclass(frozen=True)
@@ -148,9 +151,9 @@ class Config:
     policies: Mapping[str, Policy] = field(default_factory=dict)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    people: Mapping[str, Any] = field(default_factory=dict)
-    teams: Mapping[str, Any] = field(default_factory=dict)
-    schedules: Mapping[str, Any] = field(default_factory=dict)
+    people: Mapping[str, Person] = field(default_factory=dict)
+    teams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # member keys, in order
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
     path: Path | None = None  # None: the built-in demo, or built from a dict
     time_intervals: Mapping[str, TimeInterval] = field(default_factory=dict)  # by name
     inhibit_rules: tuple[InhibitRule, ...] = ()  # in config order; indices name them

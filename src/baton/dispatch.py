@@ -59,6 +59,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._timers_checked = float("-inf")
+        self._next_timer: float | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -70,14 +72,39 @@ class Dispatcher:
             # (a commit, a freed slot) must start the next cycle, not wait a poll interval.
             self._wake.clear()
             try:
-                await self.run_once()
+                await self.run_once(timers=self._timers_due())
             except Exception:  # storage hiccup: log and keep polling; nothing is lost
                 log.exception("dispatch cycle failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self._sleep())
 
-    async def run_once(self) -> int:
-        """Claim what is due now for every connector with free slots; start the attempts."""
+    def _timers_due(self) -> bool:
+        """Timers are checked once per poll interval (new ones may come from any replica)
+        and at the due time of the earliest one known, not on every wake-up."""
+        now = self.clock.now()
+        return (now >= self._timers_checked + self.poll_interval
+                or (self._next_timer is not None and now >= self._next_timer))
+
+    def _sleep(self) -> float:
+        wait = self.poll_interval
+        if self._next_timer is not None:
+            wait = min(wait, max(0.0, self._next_timer - self.clock.now()))
+        return wait
+
+    async def fire_timers(self) -> int:
+        now = self.clock.now()
+        fired = await self.store.fire_timers(now)
+        self._next_timer = await self.store.next_timer()
+        self._timers_checked = now
+        if fired:
+            log.info("escalation timers fired", count=fired)
+        return fired
+
+    async def run_once(self, timers: bool = True) -> int:
+        """Fire due escalation timers, then claim what is due now for every connector with
+        free slots and start the attempts. Returns the number of attempts started."""
+        if timers:
+            await self.fire_timers()
         now = self.clock.now()
         started = 0
         for name, lane in self.lanes.items():

@@ -28,8 +28,10 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
     return {
         "name": policy.name,
         "repeat": policy.repeat,
+        "ack_timeout": policy.ack_timeout,
         "levels": [
             {"escalate_after": level.escalate_after,
+             "remind_every": level.remind_every,
              "notify": [TargetSpec(t.connector, t.to, dict(t.params)).to_dict()
                         for t in level.notify]}
             for level in policy.levels
@@ -54,16 +56,13 @@ class Pipeline:
         # problems. (Label-based group_by keys deliberately group across sources.)
         ident = f"{alert.source_name}/{alert.dedup_key}"
         if not matches:
-            return [RoutedAlert(alert, f"unrouted|{ident}", None, None, None, ())]
+            return [RoutedAlert(alert, f"unrouted|{ident}", None, None, None)]
         out = []
         for m in matches:
             policy = self.config.policies.get(m.policy) if m.policy else None
-            first = tuple(TargetSpec(t.connector, t.to, dict(t.params))
-                          for t in policy.levels[0].notify) if policy else ()
             out.append(RoutedAlert(
                 alert=alert, key=group_key(m, labels, ident), route=m.name,
-                policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None,
-                first_targets=first))
+                policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None))
         return out
 
     def label(self, source_name: str, alerts: list[Alert]) -> list[Alert]:

@@ -81,6 +81,14 @@ class Restriction:
         return at_local(day, self.start, tz), at_local(closes, self.end, tz)
 
 
+def check_handoff(rotation: str | timedelta, handoff_day: int | None) -> None:
+    """``ValueError`` unless the handoff's weekday (or its absence) suits ``rotation``."""
+    if rotation == "weekly" and handoff_day is None:
+        raise ValueError('a weekly rotation hands off on a weekday: "mon 09:00"')
+    if rotation == "daily" and handoff_day is not None:
+        raise ValueError('a daily rotation hands off every day: "09:00", no weekday')
+
+
 @dataclass(frozen=True)
 class Layer:
     """One rotation. ``rotation`` is ``"daily"``, ``"weekly"`` or a length (see the module
@@ -103,10 +111,7 @@ class Layer:
                 raise ValueError("a rotation must be at least 1h long")
         elif self.rotation not in ("daily", "weekly"):
             raise ValueError(f"unknown rotation {self.rotation!r}")
-        if self.rotation == "weekly" and self.handoff_day is None:
-            raise ValueError('a weekly rotation hands off on a weekday: "mon 09:00"')
-        if self.rotation == "daily" and self.handoff_day is not None:
-            raise ValueError('a daily rotation hands off every day: "09:00", no weekday')
+        check_handoff(self.rotation, self.handoff_day)
 
     @property
     def _days(self) -> int | None:
@@ -224,6 +229,8 @@ class Schedule:
         times when nobody is (``person`` None) included; a shift continuing with the same
         person for the same reason is one shift, e.g. a lone member's handoff to herself."""
         start, end = utc(start), utc(end)
+        if end < start:
+            raise ValueError("shifts: end is before start")
         cuts = {start, end}
         cuts.update(t for o in self.overrides for t in (o.start, o.end) if start < t < end)
         for layer in self.layers:

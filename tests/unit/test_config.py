@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from baton.config import (
 )
 from baton.errors import ConfigError
 from baton.matcher import Matcher
+from baton.schedule import Person
 from baton.secret import Secret
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "config"
@@ -150,8 +152,10 @@ def test_full_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.dispatch.poll_interval, config.dispatch.lease, config.dispatch.batch_size) \
         == (2.0, 300.0, 10)
     assert (config.logging.level, config.logging.format) == ("debug", "console")
-    assert config.people == {"alice": {"email": "alice@example.com"}}
-    assert config.inhibit_rules == []
+    assert config.people == {"alice": Person("alice", {"email": "alice@example.com"})}
+    assert config.schedules["primary"].oncall(datetime(2026, 1, 1, tzinfo=UTC)) is None
+    assert config.inhibit_rules == ()
+    assert list(config.time_intervals) == ["weekends"]
 
 
 def test_broken_config_reports_every_problem_with_its_path() -> None:
@@ -354,7 +358,7 @@ def test_top_level_keys(tmp_path: Path) -> None:
                    inhibit_rules=[], silences=[], recievers=[])
     assert problems_of(data, tmp_path) == ["recievers: unknown key"]
     del data["recievers"]
-    assert config_from_dict(data, tmp_path, {}).people == {"a": {}}
+    assert config_from_dict(data, tmp_path, {}).people == {"a": Person("a", {})}
 
 
 @pytest.mark.parametrize(

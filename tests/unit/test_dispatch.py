@@ -80,8 +80,8 @@ async def incident(store: Store, clock: FakeClock, key: str, *connectors: str) -
     a = Alert(dedup_key=key, status="firing", severity="error", summary=f"problem {key}",
               source_type="generic", source_name="app")
     ra = RoutedAlert(alert=a, key=f"r|{key}", route="r", policy="p",
-                     policy_snapshot={"name": "p", "repeat": 0, "levels": []},
-                     first_targets=tuple(TargetSpec(c) for c in connectors))
+                     policy_snapshot={"name": "p", "repeat": 0, "levels": [
+                         {"notify": [TargetSpec(c).to_dict() for c in connectors]}]})
     return (await store.ingest("app", "{}", [ra], clock.now())).incident_ids[0]
 
 

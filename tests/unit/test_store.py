@@ -31,8 +31,8 @@ def routed(key: str, status: str = "firing") -> RoutedAlert:
     a = Alert(dedup_key=key, status=status, severity="warning",  # type: ignore[arg-type]
               summary=f"problem {key}", source_type="generic", source_name="app")
     return RoutedAlert(alert=a, key=f"r|{key}", route="r", policy="p",
-                       policy_snapshot={"name": "p", "repeat": 0, "levels": []},
-                       first_targets=(HOOK,))
+                       policy_snapshot={"name": "p", "repeat": 0,
+                                        "levels": [{"notify": [HOOK.to_dict()]}]})
 
 
 @pytest.fixture

@@ -83,6 +83,24 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.json_response(doc)
 
 
+async def unacknowledge(request: web.Request) -> web.Response:
+    token = _auth(request)
+    data = await _body(request, ("by",), ("note",))
+    store, clock = request.app[state.STORE], request.app[state.CLOCK]
+    doc = await store.unacknowledge(request.match_info["id"], _actor(token, data["by"]),
+                                    data.get("note"), clock.now())
+    return web.json_response(doc)
+
+
+async def escalate(request: web.Request) -> web.Response:
+    token = _auth(request)
+    data = await _body(request, ("by", "reason"), ())
+    store, clock = request.app[state.STORE], request.app[state.CLOCK]
+    doc = await store.escalate(request.match_info["id"], _actor(token, data["by"]),
+                               data["reason"], clock.now())
+    return web.json_response(doc)
+
+
 async def resolve(request: web.Request) -> web.Response:
     token = _auth(request)
     data = await _body(request, ("by",), ("note",))

@@ -12,21 +12,24 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import ConfigError, NotFound
 from . import deliveries as _d
+from . import escalations as _e
 from . import incidents as _i
 from . import views as _v
 from .records import (
     ClaimedDelivery,
     DeliveryOutcome,
     IngestResult,
+    Resolver,
     RoutedAlert,
     TargetSpec,
+    unresolved,
 )
 from .tx import Tx
 
 T = TypeVar("T")
 
-__all__ = ["ClaimedDelivery", "DeliveryOutcome", "IngestResult", "RoutedAlert", "Store",
-           "TargetSpec", "open_store"]
+__all__ = ["ClaimedDelivery", "DeliveryOutcome", "IngestResult", "Resolver", "RoutedAlert",
+           "Store", "TargetSpec", "open_store", "unresolved"]
 
 
 class Engine(Protocol):
@@ -45,6 +48,8 @@ class Store:
         # Called after a commit that added outbox rows, to wake the local dispatcher;
         # other replicas find the rows by polling.
         self.on_enqueue: Callable[[], None] = lambda: None
+        # Turns policy targets into people at the moment they are notified (schedules).
+        self.resolver: Resolver = unresolved
 
     def open(self) -> None:
         self.engine.start()
@@ -64,12 +69,33 @@ class Store:
     # --- incidents -------------------------------------------------------------------
     async def ingest(self, source: str, body: str, routed: Sequence[RoutedAlert],
                      now: float) -> IngestResult:
-        return await self._write(lambda tx: _i.ingest(tx, source, body, routed, now))
+        return await self._write(
+            lambda tx: _i.ingest(tx, source, body, routed, now, self.resolver))
 
     async def acknowledge(self, incident_id: str, by: str, note: str | None,
                           now: float) -> dict[str, Any]:
         await self._write(lambda tx: _i.acknowledge(tx, incident_id, by, note, now))
         return await self.get_incident(incident_id)
+
+    async def unacknowledge(self, incident_id: str, by: str, note: str | None,
+                            now: float) -> dict[str, Any]:
+        await self._write(lambda tx: _i.unacknowledge(tx, incident_id, by, note, now))
+        return await self.get_incident(incident_id)
+
+    async def escalate(self, incident_id: str, by: str, reason: str,
+                       now: float) -> dict[str, Any]:
+        await self._write(
+            lambda tx: _i.escalate(tx, incident_id, by, reason, now, self.resolver))
+        return await self.get_incident(incident_id)
+
+    async def fire_timers(self, now: float, limit: int = 200) -> int:
+        """Fire escalation timers due at ``now`` (each once, with its effect)."""
+        skip = self.engine.skip_locked
+        return await self._write(
+            lambda tx: _e.fire_due(tx, now, limit, self.resolver, skip))
+
+    async def next_timer(self) -> float | None:
+        return await self.engine.read(_e.next_due)
 
     async def resolve(self, incident_id: str, by: str, note: str | None,
                       now: float) -> dict[str, Any]:

@@ -96,6 +96,22 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (connector, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (incident_id, connector, seq);
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, id);
+-- Escalation timers: rows with a due time, fired inside a transaction that also applies
+-- their effect, so each fires once. Pending ones cost an index entry, no memory or CPU.
+CREATE TABLE IF NOT EXISTS timers (
+  id TEXT PRIMARY KEY,
+  incident_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  due_at {float} NOT NULL,
+  state TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  loop_no INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  created_at {float} NOT NULL,
+  fired_at {float}
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (state, due_at);
+CREATE INDEX IF NOT EXISTS timers_incident ON timers (incident_id, state);
 CREATE TABLE IF NOT EXISTS external_refs (
   incident_id TEXT NOT NULL,
   connector TEXT NOT NULL,

@@ -10,11 +10,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import escalation as esc
 from ..errors import Conflict, NotFound
 from ..ids import new_id
 from ..model import SEVERITY_RANK, Alert
-from .records import IngestResult, RoutedAlert, TargetSpec
+from . import escalations as _e
+from .records import IngestResult, Resolver, RoutedAlert, TargetSpec, unresolved
 from .tx import Tx
+from .views import ts
 
 
 def _dumps(value: Any) -> str:
@@ -29,6 +32,8 @@ def enqueue(tx: Tx, incident_id: str, target: TargetSpec, action: str, now: floa
     parts = [incident_id, target.connector, action]
     if target.to:
         parts.append(target.to)
+    if target.person and target.to != f"person:{target.person}":
+        parts.append(target.person)
     if discriminator:
         parts.append(discriminator)
     key = "/".join(parts)
@@ -52,9 +57,8 @@ def notified_targets(tx: Tx, incident_id: str) -> list[TargetSpec]:
                   "ORDER BY seq", (incident_id,))
     seen: dict[str, TargetSpec] = {}
     for row in rows:
-        t = json.loads(row["target"])
-        spec = TargetSpec(t["connector"], t.get("to"), t.get("params") or {})
-        seen.setdefault(f"{spec.connector}|{spec.to}", spec)
+        spec = TargetSpec.from_dict(json.loads(row["target"]))
+        seen.setdefault(f"{spec.connector}|{spec.to}|{spec.person}", spec)
     return list(seen.values())
 
 
@@ -63,7 +67,7 @@ def _fan_out(tx: Tx, incident_id: str, action: str, now: float, discriminator: s
                for t in notified_targets(tx, incident_id))
 
 
-def _open_incident(tx: Tx, ra: RoutedAlert, now: float) -> str:
+def _open_incident(tx: Tx, ra: RoutedAlert, now: float, resolve: Resolver) -> str:
     a = ra.alert
     previous = tx.one("SELECT id FROM incidents WHERE incident_key = ? "
                       "ORDER BY created_at DESC LIMIT 1", (ra.key,))
@@ -84,14 +88,19 @@ def _open_incident(tx: Tx, ra: RoutedAlert, now: float) -> str:
     if previous:
         detail["recurrence_of"] = previous["id"]
     tx.timeline(incident_id, now, "received", actor, detail)
-    if ra.route is None:
-        tx.timeline(incident_id, now, "unrouted", "baton", {"reason": "no route matched"})
+    snap = dict(ra.policy_snapshot) if ra.policy_snapshot else None
+    if ra.route is None or snap is None:
+        tx.timeline(incident_id, now, "unrouted", "baton",
+                    {"reason": "no route matched"} if ra.route is None else
+                    {"reason": "the route has no policy", "route": ra.route})
         return incident_id
-    targets = [t.to_dict() for t in ra.first_targets]
-    tx.timeline(incident_id, now, "routed", "baton",
-                {"route": ra.route, "policy": ra.policy, "level": 1, "targets": targets})
-    for target in ra.first_targets:
-        enqueue(tx, incident_id, target, "trigger", now)
+    first = esc.Step(1, 0)
+    targets = _e.notify_step(tx, incident_id, snap, first, now, resolve, discriminator="")
+    next_at = _e.arm_step(tx, incident_id, snap, first, now)
+    routed = {"route": ra.route, "policy": ra.policy, "level": 1, "targets": targets}
+    if next_at is not None:
+        routed["escalate_at"] = ts(next_at)
+    tx.timeline(incident_id, now, "routed", "baton", routed)
     return incident_id
 
 
@@ -146,6 +155,7 @@ def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> st
 
 
 def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, Any]) -> None:
+    _e.cancel(tx, incident_id)
     tx.run("UPDATE incidents SET status = 'resolved', open_key = NULL, resolved_at = ?, "
            "resolved_by = ?, updated_at = ?, next_at = NULL WHERE id = ?",
            (now, actor, now, incident_id))
@@ -170,7 +180,7 @@ def _per_alert(routed: Sequence[RoutedAlert]) -> list[list[RoutedAlert]]:
 
 
 def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
-           now: float) -> IngestResult:
+           now: float, resolve: Resolver = unresolved) -> IngestResult:
     event_id = new_id(now)
     tx.insert("events", {"id": event_id, "source": source, "received_at": now,
                          "alert_count": len(_per_alert(routed)), "body": body})
@@ -200,7 +210,7 @@ def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
             group = tx.one("SELECT id, severity, event_count, status FROM incidents "
                            "WHERE open_key = ?", (ra.key,))
             if group is None:
-                ids.append(_open_incident(tx, ra, now))
+                ids.append(_open_incident(tx, ra, now, resolve))
                 counts["opened"] += 1
             else:  # a new alert joining an open group
                 _update_open(tx, group, ra, now)
@@ -209,23 +219,23 @@ def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
                         counts["deduplicated"], counts["resolved"], tx.enqueued)
 
 
-def _get_open(tx: Tx, incident_id: str) -> dict[str, Any]:
-    inc = tx.one("SELECT id, status FROM incidents WHERE id = ?", (incident_id,))
+def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
+    tx.run("UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?, "
+           "acknowledged_by = ?, updated_at = ? WHERE id = ?", (now, by, now, incident_id))
+    tx.timeline(incident_id, now, "acknowledged", by, {"note": note} if note else {})
+    _e.on_acknowledged(tx, _row(tx, incident_id), now)
+    _fan_out(tx, incident_id, "acknowledge", now)
+
+
+def _row(tx: Tx, incident_id: str) -> dict[str, Any]:
+    inc = tx.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
     if inc is None:
         raise NotFound(f"incident {incident_id} not found")
     return inc
 
 
-def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
-    tx.run("UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?, "
-           "acknowledged_by = ?, updated_at = ?, next_at = NULL WHERE id = ?",
-           (now, by, now, incident_id))
-    tx.timeline(incident_id, now, "acknowledged", by, {"note": note} if note else {})
-    _fan_out(tx, incident_id, "acknowledge", now)
-
-
 def acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
-    inc = _get_open(tx, incident_id)
+    inc = _row(tx, incident_id)
     if inc["status"] == "resolved":
         raise Conflict(f"incident {incident_id} is resolved")
     if inc["status"] == "acknowledged":
@@ -233,15 +243,30 @@ def acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float)
     _acknowledge(tx, incident_id, by, note, now)
 
 
+def unacknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
+    inc = _row(tx, incident_id)
+    if inc["status"] != "acknowledged":
+        raise Conflict(f"incident {incident_id} is {inc['status']}, not acknowledged")
+    _e.unacknowledge(tx, inc, now, by, {"note": note} if note else {})
+
+
+def escalate(tx: Tx, incident_id: str, by: str, reason: str, now: float,
+             resolve: Resolver) -> None:
+    inc = _row(tx, incident_id)
+    if inc["status"] == "resolved":
+        raise Conflict(f"incident {incident_id} is resolved")
+    _e.escalate(tx, inc, now, by, reason, resolve)
+
+
 def resolve(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
-    inc = _get_open(tx, incident_id)
+    inc = _row(tx, incident_id)
     if inc["status"] == "resolved":
         raise Conflict(f"incident {incident_id} is already resolved")
     _close(tx, incident_id, by, now, {"note": note} if note else {})
 
 
 def add_note(tx: Tx, incident_id: str, by: str, text: str, now: float) -> None:
-    _get_open(tx, incident_id)
+    _row(tx, incident_id)
     note_id = new_id(now)
     tx.timeline(incident_id, now, "note", by, {"text": text, "note_id": note_id})
     tx.run("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))

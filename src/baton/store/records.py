@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,14 +11,36 @@ from ..model import Alert
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """One notify target of a policy level, as frozen into an incident."""
+    """One notify target of a policy level, as frozen into an incident.
+
+    ``person`` and ``contacts`` are filled in when the target is resolved at the moment
+    it is notified (``to: schedule:primary`` -> whoever is on call then)."""
 
     connector: str
     to: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    person: str | None = None
+    contacts: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"connector": self.connector, "to": self.to, "params": dict(self.params)}
+        out = {"connector": self.connector, "to": self.to, "params": dict(self.params)}
+        if self.person is not None:
+            out.update(person=self.person, contacts=dict(self.contacts))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TargetSpec:
+        return cls(d["connector"], d.get("to"), d.get("params") or {}, d.get("person"),
+                   d.get("contacts") or {})
+
+
+# Turns a target into the concrete targets to notify at an instant (epoch seconds): a
+# person's contacts, a team's members, whoever a schedule has on call. May be empty.
+Resolver = Callable[[TargetSpec, float], list[TargetSpec]]
+
+
+def unresolved(target: TargetSpec, at: float) -> list[TargetSpec]:
+    return [target]
 
 
 @dataclass(frozen=True)
@@ -27,7 +49,7 @@ class RoutedAlert:
 
     ``policy_snapshot`` is the whole policy as it was when routed; it is frozen into the
     incident only when the incident opens, so config changes never alter a running
-    escalation. ``first_targets`` are the level-1 targets, delivered at once.
+    escalation. Its first level is notified at once.
     """
 
     alert: Alert
@@ -35,7 +57,6 @@ class RoutedAlert:
     route: str | None
     policy: str | None
     policy_snapshot: Mapping[str, Any] | None
-    first_targets: tuple[TargetSpec, ...]
 
 
 @dataclass(frozen=True)
