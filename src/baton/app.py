@@ -28,6 +28,7 @@ from .ingest import Pipeline
 from .metrics import Metrics
 from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
 from .store import Store, open_store
+from .targets import make_resolver
 
 log = structlog.get_logger("baton.app")
 
@@ -65,6 +66,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                             poll_interval=config.dispatch.poll_interval,
                             lease=config.dispatch.lease)
     store.on_enqueue = dispatcher.wake
+    store.resolver = make_resolver(config)
 
     app = web.Application(middlewares=[context_middleware, problem_middleware],
                           client_max_size=config.server.max_body_bytes)
