@@ -25,6 +25,7 @@ WEEKDAYS: dict[str, int] = {
     **{name[:3]: i for i, name in enumerate(_DAY_NAMES)},
     **{name: i for i, name in enumerate(_DAY_NAMES)},
 }
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 _HANDOFF = re.compile(r"(?:(\S+) +)?(\S+)")
 # "...T10:00:00 02:00": the time, then an offset whose "+" a query string turned into a space.
@@ -111,11 +112,11 @@ def parse_handoff(text: object) -> tuple[int | None, time]:
 def parse_date(text: object) -> date:
     if isinstance(text, date) and not isinstance(text, datetime):
         return text
-    try:
-        if isinstance(text, str) and len(text) == 10:
+    if isinstance(text, str) and _DATE.fullmatch(text):
+        try:
             return date.fromisoformat(text)
-    except ValueError:
-        pass
+        except ValueError as exc:  # 2026-02-30
+            raise ValueError(f"invalid date {text!r}: {exc}") from None
     raise ValueError(f"invalid date {text!r}: expected YYYY-MM-DD, e.g. 2026-01-05")
 
 
@@ -129,8 +130,11 @@ def parse_instant(text: object, tz: tzinfo | None) -> datetime:
     elif isinstance(text, str) and re.search(r"[0-9][Tt ][0-9]", text):
         try:
             value = datetime.fromisoformat(_OFFSET_AS_SPACE.sub(r"\1+\2", text.strip()))
-        except ValueError:
-            raise ValueError(expected) from None
+        except ValueError as exc:
+            # fromisoformat's own words only when they are about the date: "day is out of
+            # range for month", not "Invalid isoformat string".
+            shaped = _DATE.match(text.strip()) and "isoformat" not in str(exc)
+            raise ValueError(f"invalid time {text!r}: {exc}" if shaped else expected) from None
     else:
         raise ValueError(expected)
     if value.tzinfo is not None:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import __version__
 from .api import ingest as ingest_api
-from .api import manage, ops, schedules, state
+from .api import manage, ops, schedules, silences, state
 from .api.problem import Handler, problem_middleware
 from .backoff import RetryPolicy
 from .clock import Clock, SystemClock
@@ -28,6 +28,7 @@ from .ingest import Pipeline
 from .metrics import Metrics
 from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
 from .store import Store, open_store
+from .store.suppression import Suppressor
 from .targets import make_resolver
 
 log = structlog.get_logger("baton.app")
@@ -67,6 +68,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                             lease=config.dispatch.lease)
     store.on_enqueue = dispatcher.wake
     store.resolver = make_resolver(config)
+    store.suppressor = Suppressor(config.inhibit_rules)
 
     app = web.Application(middlewares=[context_middleware, problem_middleware],
                           client_max_size=config.server.max_body_bytes)
@@ -121,6 +123,10 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_post("/v1/incidents/{id}/escalate", manage.escalate)
     r.add_post("/v1/incidents/{id}/resolve", manage.resolve)
     r.add_post("/v1/incidents/{id}/notes", manage.add_note)
+    r.add_post("/v1/silences", silences.create)
+    r.add_get("/v1/silences", silences.listing)
+    r.add_get("/v1/silences/{id}", silences.get)
+    r.add_delete("/v1/silences/{id}", silences.expire)
     r.add_get("/v1/deliveries", manage.list_deliveries)
     r.add_post("/v1/deliveries/{id}/retry", manage.retry_delivery)
     r.add_get("/v1/schedules/{name}/oncall", schedules.oncall)

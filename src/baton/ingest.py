@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from .clock import Clock
 from .config import Config, Policy
+from .matcher import matches_all
 from .metrics import Metrics
 from .model import Alert
 from .plugin import Source
 from .routing import Router, group_key
 from .store import IngestResult, RoutedAlert, Store, TargetSpec
+from .timeinterval import is_muted
 
 log = structlog.get_logger("baton.ingest")
 
@@ -49,7 +52,9 @@ class Pipeline:
         self.clock = clock
         self.metrics = metrics
 
-    def route(self, alert: Alert) -> list[RoutedAlert]:
+    def route(self, alert: Alert, now: float) -> list[RoutedAlert]:
+        """The incidents this alert belongs to (one per matched route), each with its
+        policy snapshot and whether the route is muted at ``now``."""
         labels = alert.match_labels()
         matches = self.router.match(labels)
         # A dedup key is only unique within its source: "disk-full" from two tools is two
@@ -60,10 +65,22 @@ class Pipeline:
         out = []
         for m in matches:
             policy = self.config.policies.get(m.policy) if m.policy else None
+            muted = is_muted(m.route.mute_time_intervals, m.route.active_time_intervals,
+                             self.config.time_intervals, datetime.fromtimestamp(now, UTC))
             out.append(RoutedAlert(
                 alert=alert, key=group_key(m, labels, ident), route=m.name,
-                policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None))
+                policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None,
+                muted=muted))
         return out
+
+    def _inhibitors_first(self, alerts: list[Alert]) -> list[Alert]:
+        """Alerts that can inhibit others are stored first, so a batch carrying NodeDown
+        and its node's warnings mutes the warnings whatever the order in the body."""
+        rules = self.config.inhibit_rules
+        if not rules:
+            return alerts
+        return sorted(alerts, key=lambda a: not any(
+            matches_all(r.source, a.match_labels()) for r in rules))
 
     def label(self, source_name: str, alerts: list[Alert]) -> list[Alert]:
         extra = self.config.sources[source_name].labels
@@ -73,9 +90,10 @@ class Pipeline:
         return [dataclasses.replace(a, labels={**extra, **a.labels}) for a in alerts]
 
     async def ingest(self, source_name: str, body: str, alerts: list[Alert]) -> IngestResult:
-        alerts = self.label(source_name, alerts)
-        routed = [ra for a in alerts for ra in self.route(a)]
-        result = await self.store.ingest(source_name, body, routed, self.clock.now())
+        alerts = self._inhibitors_first(self.label(source_name, alerts))
+        now = self.clock.now()
+        routed = [ra for a in alerts for ra in self.route(a, now)]
+        result = await self.store.ingest(source_name, body, routed, now)
         self.metrics.ingested.labels(source_name).inc(len(alerts))
         if result.deduplicated:
             self.metrics.deduplicated.labels(source_name).inc(result.deduplicated)

@@ -171,11 +171,15 @@ class Layer:
         return self.members[turn % len(self.members)]
 
     def changes(self, start: datetime, end: datetime, tz: ZoneInfo) -> Iterator[datetime]:
-        """Every instant in (start, end) where this layer's answer may change."""
-        k = max(self.turn(start, tz), 0)
+        """Every instant in (start, end) where this layer's answer may change: handoffs to
+        someone else, and window edges."""
+        k, n = max(self.turn(start, tz), 0), len(self.members)
+        alone = len(set(self.members)) == 1  # after the first handoff nothing changes
         while (h := self.handoff_at(k, tz)) < end:
-            if h > start:
+            if h > start and (k == 0 or self.members[k % n] != self.members[(k - 1) % n]):
                 yield h
+            if alone and h > start:
+                break
             k += 1
         if not self.restrictions:
             return

@@ -17,14 +17,15 @@ INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
 DELIVERY_STATES = ("pending", "in_flight", "delivered", "dead")
 
 
-def _auth(request: web.Request) -> str | None:
+def authorize(request: web.Request) -> str | None:
     if "id" in request.match_info:
-        key = "delivery_id" if request.path.startswith("/v1/deliveries") else "incident_id"
+        kind = request.path.split("/")[2]  # /v1/<kind>/{id}...
+        key = {"deliveries": "delivery_id", "silences": "silence_id"}.get(kind, "incident_id")
         structlog.contextvars.bind_contextvars(**{key: request.match_info["id"]})
     return check_management(request.app[state.CONFIG].api_tokens, request)
 
 
-def _actor(token: str | None, by: str | None) -> str:
+def actor_name(token: str | None, by: str | None) -> str:
     """Who acted: the person named in the body, qualified by the API token used, so the
     timeline shows both what was claimed and which credential claimed it."""
     name = by or "api"
@@ -60,7 +61,7 @@ async def _body(request: web.Request, required: tuple[str, ...],
 
 
 async def list_incidents(request: web.Request) -> web.Response:
-    _auth(request)
+    authorize(request)
     docs, cursor = await request.app[state.STORE].list_incidents(
         status=_choice(request, "status", INCIDENT_STATUSES),
         service=request.query.get("service"), limit=_limit(request),
@@ -69,58 +70,58 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def get_incident(request: web.Request) -> web.Response:
-    _auth(request)
+    authorize(request)
     doc = await request.app[state.STORE].get_incident(request.match_info["id"])
     return web.json_response(doc)
 
 
 async def acknowledge(request: web.Request) -> web.Response:
-    token = _auth(request)
+    token = authorize(request)
     data = await _body(request, ("by",), ("note",))
     store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.acknowledge(request.match_info["id"], _actor(token, data["by"]),
+    doc = await store.acknowledge(request.match_info["id"], actor_name(token, data["by"]),
                                   data.get("note"), clock.now())
     return web.json_response(doc)
 
 
 async def unacknowledge(request: web.Request) -> web.Response:
-    token = _auth(request)
+    token = authorize(request)
     data = await _body(request, ("by",), ("note",))
     store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.unacknowledge(request.match_info["id"], _actor(token, data["by"]),
+    doc = await store.unacknowledge(request.match_info["id"], actor_name(token, data["by"]),
                                     data.get("note"), clock.now())
     return web.json_response(doc)
 
 
 async def escalate(request: web.Request) -> web.Response:
-    token = _auth(request)
+    token = authorize(request)
     data = await _body(request, ("by", "reason"), ())
     store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.escalate(request.match_info["id"], _actor(token, data["by"]),
+    doc = await store.escalate(request.match_info["id"], actor_name(token, data["by"]),
                                data["reason"], clock.now())
     return web.json_response(doc)
 
 
 async def resolve(request: web.Request) -> web.Response:
-    token = _auth(request)
+    token = authorize(request)
     data = await _body(request, ("by",), ("note",))
     store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.resolve(request.match_info["id"], _actor(token, data["by"]),
+    doc = await store.resolve(request.match_info["id"], actor_name(token, data["by"]),
                               data.get("note"), clock.now())
     return web.json_response(doc)
 
 
 async def add_note(request: web.Request) -> web.Response:
-    token = _auth(request)
+    token = authorize(request)
     data = await _body(request, ("by", "text"), ())
     store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.add_note(request.match_info["id"], _actor(token, data["by"]),
+    doc = await store.add_note(request.match_info["id"], actor_name(token, data["by"]),
                                data["text"], clock.now())
     return web.json_response(doc, status=201)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    _auth(request)
+    authorize(request)
     docs, cursor = await request.app[state.STORE].list_deliveries(
         state=_choice(request, "state", DELIVERY_STATES),
         connector=request.query.get("connector"), limit=_limit(request),
@@ -129,7 +130,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
-    actor = _actor(_auth(request), None)
+    actor = actor_name(authorize(request), None)
     store, clock = request.app[state.STORE], request.app[state.CLOCK]
     doc = await store.retry_delivery(request.match_info["id"], actor, clock.now())
     return web.json_response(doc, status=202)

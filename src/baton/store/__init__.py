@@ -14,6 +14,7 @@ from ..errors import ConfigError, NotFound
 from . import deliveries as _d
 from . import escalations as _e
 from . import incidents as _i
+from . import silences as _s
 from . import views as _v
 from .records import (
     ClaimedDelivery,
@@ -24,6 +25,7 @@ from .records import (
     TargetSpec,
     unresolved,
 )
+from .suppression import Suppressor
 from .tx import Tx
 
 T = TypeVar("T")
@@ -50,6 +52,8 @@ class Store:
         self.on_enqueue: Callable[[], None] = lambda: None
         # Turns policy targets into people at the moment they are notified (schedules).
         self.resolver: Resolver = unresolved
+        # Silences always apply; inhibition rules come from config.
+        self.suppressor = Suppressor()
 
     def open(self) -> None:
         self.engine.start()
@@ -70,7 +74,8 @@ class Store:
     async def ingest(self, source: str, body: str, routed: Sequence[RoutedAlert],
                      now: float) -> IngestResult:
         return await self._write(
-            lambda tx: _i.ingest(tx, source, body, routed, now, self.resolver))
+            lambda tx: _i.ingest(tx, source, body, routed, now, self.resolver,
+                                 self.suppressor))
 
     async def acknowledge(self, incident_id: str, by: str, note: str | None,
                           now: float) -> dict[str, Any]:
@@ -120,6 +125,28 @@ class Store:
                              ) -> tuple[list[dict[str, Any]], str | None]:
         return await self.engine.read(
             lambda tx: _v.list_incidents(tx, status, service, limit, cursor))
+
+    # --- silences --------------------------------------------------------------------
+    async def create_silence(self, matchers: Sequence[str], starts_at: float, ends_at: float,
+                             by: str, comment: str, now: float) -> dict[str, Any]:
+        silence_id = await self._write(lambda tx: _s.create(tx, matchers, starts_at, ends_at,
+                                                            by, comment, now))
+        return await self.get_silence(silence_id, now)
+
+    async def expire_silence(self, silence_id: str, by: str, now: float) -> dict[str, Any]:
+        await self._write(lambda tx: _s.expire(tx, silence_id, by, now))
+        return await self.get_silence(silence_id, now)
+
+    async def get_silence(self, silence_id: str, now: float) -> dict[str, Any]:
+        row = await self.engine.read(lambda tx: _s.get(tx, silence_id))
+        if row is None:
+            raise NotFound(f"silence {silence_id} not found")
+        return _s.doc(row, now)
+
+    async def list_silences(self, state: str | None, now: float,
+                            limit: int = 500) -> list[dict[str, Any]]:
+        rows = await self.engine.read(lambda tx: _s.listing(tx, state, now, limit))
+        return [_s.doc(r, now) for r in rows]
 
     # --- deliveries ------------------------------------------------------------------
     async def claim(self, connector: str, limit: int, now: float, lease: float,

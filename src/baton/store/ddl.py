@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS incidents (
   next_at {float},
   loops INTEGER NOT NULL,
   event_count INTEGER NOT NULL,
-  recurrence_of TEXT
+  recurrence_of TEXT,
+  -- why nobody was notified (silence, muted route, inhibition) as JSON, or NULL
+  suppressed TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_key ON incidents (incident_key, created_at);
 CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, id);
@@ -112,6 +114,17 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (state, due_at);
 CREATE INDEX IF NOT EXISTS timers_incident ON timers (incident_id, state);
+CREATE TABLE IF NOT EXISTS silences (
+  id TEXT PRIMARY KEY,
+  matchers TEXT NOT NULL,
+  starts_at {float} NOT NULL,
+  ends_at {float} NOT NULL,
+  created_by TEXT NOT NULL,
+  comment TEXT NOT NULL,
+  created_at {float} NOT NULL,
+  expired_by TEXT
+);
+CREATE INDEX IF NOT EXISTS silences_active ON silences (ends_at, starts_at);
 CREATE TABLE IF NOT EXISTS external_refs (
   incident_id TEXT NOT NULL,
   connector TEXT NOT NULL,
@@ -123,5 +136,8 @@ CREATE TABLE IF NOT EXISTS external_refs (
 
 
 def statements(float_type: str) -> list[str]:
+    # Statements are split on ";": one inside a comment would cut a statement in two.
+    assert not any(";" in line for line in TABLES.splitlines()
+                   if line.strip().startswith("--")), "no ';' in DDL comments"
     sql = TABLES.replace("{float}", float_type)
     return [s.strip() for s in sql.split(";") if s.strip()]

@@ -6,8 +6,9 @@ together, so what a sender was told was accepted is either entirely stored or no
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import escalation as esc
@@ -18,6 +19,13 @@ from . import escalations as _e
 from .records import IngestResult, Resolver, RoutedAlert, TargetSpec, unresolved
 from .tx import Tx
 from .views import ts
+
+# Decides, inside the transaction, whether a new incident notifies nobody and why.
+Suppress = Callable[[Tx, RoutedAlert, float], dict[str, Any] | None]
+
+
+def no_suppression(tx: Tx, ra: RoutedAlert, now: float) -> dict[str, Any] | None:
+    return None
 
 
 def _dumps(value: Any) -> str:
@@ -67,7 +75,8 @@ def _fan_out(tx: Tx, incident_id: str, action: str, now: float, discriminator: s
                for t in notified_targets(tx, incident_id))
 
 
-def _open_incident(tx: Tx, ra: RoutedAlert, now: float, resolve: Resolver) -> str:
+def _open_incident(tx: Tx, ra: RoutedAlert, now: float, resolve: Resolver,
+                   suppress: Suppress) -> str:
     a = ra.alert
     previous = tx.one("SELECT id FROM incidents WHERE incident_key = ? "
                       "ORDER BY created_at DESC LIMIT 1", (ra.key,))
@@ -88,20 +97,46 @@ def _open_incident(tx: Tx, ra: RoutedAlert, now: float, resolve: Resolver) -> st
     if previous:
         detail["recurrence_of"] = previous["id"]
     tx.timeline(incident_id, now, "received", actor, detail)
-    snap = dict(ra.policy_snapshot) if ra.policy_snapshot else None
-    if ra.route is None or snap is None:
+    if ra.route is None or not ra.policy_snapshot:
         tx.timeline(incident_id, now, "unrouted", "baton",
                     {"reason": "no route matched"} if ra.route is None else
                     {"reason": "the route has no policy", "route": ra.route})
         return incident_id
+    why = suppress(tx, ra, now)
+    if why is not None:
+        tx.run("UPDATE incidents SET suppressed = ? WHERE id = ?", (_dumps(why), incident_id))
+        tx.timeline(incident_id, now, "suppressed", "baton", why)
+        return incident_id
+    _start(tx, incident_id, ra, now, resolve, {})
+    return incident_id
+
+
+def _start(tx: Tx, incident_id: str, ra: RoutedAlert, now: float, resolve: Resolver,
+           extra: dict[str, Any]) -> None:
+    """Notify the first level now and arm its timers."""
+    snap = dict(ra.policy_snapshot or {})
     first = esc.Step(1, 0)
     targets = _e.notify_step(tx, incident_id, snap, first, now, resolve, discriminator="")
     next_at = _e.arm_step(tx, incident_id, snap, first, now)
-    routed = {"route": ra.route, "policy": ra.policy, "level": 1, "targets": targets}
+    routed = {"route": ra.route, "policy": ra.policy, "level": 1, "targets": targets, **extra}
     if next_at is not None:
         routed["escalate_at"] = ts(next_at)
     tx.timeline(incident_id, now, "routed", "baton", routed)
-    return incident_id
+
+
+def _resume_if_unsuppressed(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float,
+                            resolve: Resolver, suppress: Suppress) -> None:
+    """A further firing event for a suppressed incident: if what suppressed it is over
+    (the silence expired, the mute window ended, the inhibiting alert resolved), the
+    incident starts notifying now."""
+    if suppress(tx, ra, now) is not None:
+        return
+    row = _row(tx, inc["id"])
+    tx.run("UPDATE incidents SET suppressed = NULL WHERE id = ?", (inc["id"],))
+    snapshot_ra = dataclasses.replace(ra, route=row["route"], policy=row["policy"],
+                                      policy_snapshot=_e.snapshot(row))
+    _start(tx, inc["id"], snapshot_ra, now, resolve,
+           {"after": json.loads(row["suppressed"])})
 
 
 def _put_alert(tx: Tx, incident_id: str, a: Alert, now: float, new: bool) -> None:
@@ -165,7 +200,8 @@ def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, A
 
 def _holding(tx: Tx, a: Alert) -> list[dict[str, Any]]:
     """The open incidents holding alert ``a`` (same source, same dedup key)."""
-    return tx.all("SELECT i.id, i.severity, i.event_count, i.status FROM alerts a "
+    return tx.all("SELECT i.id, i.severity, i.event_count, i.status, i.suppressed "
+                  "FROM alerts a "
                   "JOIN incidents i ON i.id = a.incident_id WHERE a.dedup_key = ? "
                   "AND a.source = ? AND i.open_key IS NOT NULL ORDER BY i.id",
                   (a.dedup_key, a.source_name))
@@ -180,7 +216,8 @@ def _per_alert(routed: Sequence[RoutedAlert]) -> list[list[RoutedAlert]]:
 
 
 def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
-           now: float, resolve: Resolver = unresolved) -> IngestResult:
+           now: float, resolve: Resolver = unresolved,
+           suppress: Suppress = no_suppression) -> IngestResult:
     event_id = new_id(now)
     tx.insert("events", {"id": event_id, "source": source, "received_at": now,
                          "alert_count": len(_per_alert(routed)), "body": body})
@@ -203,14 +240,16 @@ def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
                 outcome = _update_open(tx, inc, copies[0], now)
                 counts["deduplicated"] += outcome == "deduplicated"
                 counts["resolved"] += outcome == "resolved"
+                if a.status == "firing" and inc["suppressed"] is not None:
+                    _resume_if_unsuppressed(tx, inc, copies[0], now, resolve, suppress)
             continue
         if a.acknowledge or a.status == "resolved":
             continue  # nothing open holds it: already resolved, or never seen
         for ra in copies:
-            group = tx.one("SELECT id, severity, event_count, status FROM incidents "
-                           "WHERE open_key = ?", (ra.key,))
+            group = tx.one("SELECT id, severity, event_count, status, suppressed "
+                           "FROM incidents WHERE open_key = ?", (ra.key,))
             if group is None:
-                ids.append(_open_incident(tx, ra, now, resolve))
+                ids.append(_open_incident(tx, ra, now, resolve, suppress))
                 counts["opened"] += 1
             else:  # a new alert joining an open group
                 _update_open(tx, group, ra, now)

@@ -57,6 +57,7 @@ class RoutedAlert:
     route: str | None
     policy: str | None
     policy_snapshot: Mapping[str, Any] | None
+    muted: str | None = None  # why the route is muted now (its time intervals), if it is
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def incident_doc(tx: Tx, row: dict[str, Any], *, alerts: bool = True,
                             "WHERE incident_id = ? ORDER BY connector", (row["id"],))
         ],
         "event_count": row["event_count"], "recurrence_of": row["recurrence_of"],
+        "suppressed": json.loads(row["suppressed"]) if row["suppressed"] else None,
     }
     if alerts:
         doc["alerts"] = [json.loads(r["doc"]) for r in tx.all(

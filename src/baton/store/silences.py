@@ -1,0 +1,76 @@
+"""Silences: matcher sets that mute notifications for a time, created through the API/CLI.
+
+A silenced alert is still stored and visible; it only notifies nobody, and its incident's
+timeline names the silence. Expiring a silence ends it now (as Alertmanager does).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import Conflict, NotFound
+from ..ids import new_id
+from ..matcher import Matcher, matches_all, parse_matcher
+from .tx import Tx
+from .views import ts
+
+
+def state_of(row: Mapping[str, Any], now: float) -> str:
+    if row["ends_at"] <= now:
+        return "expired"
+    return "active" if row["starts_at"] <= now else "pending"
+
+
+def doc(row: Mapping[str, Any], now: float) -> dict[str, Any]:
+    return {"id": row["id"], "matchers": json.loads(row["matchers"]),
+            "starts_at": ts(row["starts_at"]), "ends_at": ts(row["ends_at"]),
+            "created_by": row["created_by"], "comment": row["comment"],
+            "created_at": ts(row["created_at"]), "expired_by": row["expired_by"],
+            "state": state_of(row, now)}
+
+
+def create(tx: Tx, matchers: Sequence[str], starts_at: float, ends_at: float, by: str,
+           comment: str, now: float) -> str:
+    silence_id = new_id(now)
+    tx.insert("silences", {"id": silence_id, "matchers": json.dumps(list(matchers)),
+                           "starts_at": starts_at, "ends_at": ends_at, "created_by": by,
+                           "comment": comment, "created_at": now})
+    return silence_id
+
+
+def expire(tx: Tx, silence_id: str, by: str, now: float) -> None:
+    row = tx.one("SELECT ends_at FROM silences WHERE id = ?", (silence_id,))
+    if row is None:
+        raise NotFound(f"silence {silence_id} not found")
+    if row["ends_at"] <= now:
+        raise Conflict(f"silence {silence_id} has already expired")
+    tx.run("UPDATE silences SET ends_at = ?, expired_by = ? WHERE id = ?",
+           (now, by, silence_id))
+
+
+def get(tx: Tx, silence_id: str) -> dict[str, Any] | None:
+    return tx.one("SELECT * FROM silences WHERE id = ?", (silence_id,))
+
+
+def listing(tx: Tx, state: str | None, now: float, limit: int) -> list[dict[str, Any]]:
+    where, params = "", []
+    if state == "active":
+        where, params = "WHERE starts_at <= ? AND ends_at > ?", [now, now]
+    elif state == "pending":
+        where, params = "WHERE starts_at > ?", [now]
+    elif state == "expired":
+        where, params = "WHERE ends_at <= ?", [now]
+    return tx.all(f"SELECT * FROM silences {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                  [*params, limit])
+
+
+def matching(tx: Tx, labels: Mapping[str, str], now: float) -> str | None:
+    """The id of an active silence whose matchers all match ``labels``, if any."""
+    for row in tx.all("SELECT id, matchers FROM silences WHERE ends_at > ? AND "
+                      "starts_at <= ? ORDER BY id", (now, now)):
+        parsed: list[Matcher] = [parse_matcher(m) for m in json.loads(row["matchers"])]
+        if matches_all(parsed, labels):
+            return str(row["id"])
+    return None
