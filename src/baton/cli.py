@@ -143,6 +143,48 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .errors import AuthError, PayloadError
+    from .simulate import render, simulate
+
+    config = _load(args.config)
+    if args.source not in config.sources:
+        print(f"error: no source {args.source!r} in the config (have: "
+              f"{', '.join(sorted(config.sources))})", file=sys.stderr)
+        return 2
+    try:
+        payload = json.loads(Path(args.payload).read_text("utf-8"))
+        silences = (json.loads(Path(args.silences).read_text("utf-8"))
+                    if args.silences else [])
+        if isinstance(silences, dict):  # the body of GET /v1/silences
+            silences = silences.get("silences", [])
+        at = _parse_at(args.at)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        report = simulate(config, args.source, payload, at, silences)
+    except (PayloadError, AuthError) as e:
+        print(f"error: the payload is not valid for source {args.source!r}: {e}",
+              file=sys.stderr)
+        for problem in getattr(e, "errors", []):
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def _parse_at(value: str | None) -> float:
+    if not value:
+        return time.time()
+    from .model import parse_iso
+
+    dt = parse_iso(value)
+    if dt is None:
+        raise ValueError(f"--at: not a time: {value!r}")
+    return dt.timestamp()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="baton", description="Incident escalation gateway.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -153,6 +195,15 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file; exit 1 on any problem")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
+    m = sub.add_parser("simulate", help="dry run: parse, route and print the escalation "
+                       "timeline of a payload without sending anything")
+    m.add_argument("payload", help="a JSON file as the source would send it")
+    m.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    m.add_argument("--source", required=True, help="the configured source name")
+    m.add_argument("--at", help="RFC 3339 time to simulate at (default: now)")
+    m.add_argument("--silences", help="JSON file of silences (e.g. GET /v1/silences)")
+    m.add_argument("--json", action="store_true", help="print the report as JSON")
+    m.set_defaults(func=cmd_simulate)
     d = sub.add_parser("dlq", help="dead-lettered deliveries")
     d.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
     d.set_defaults(func=cmd_dlq)

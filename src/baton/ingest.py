@@ -42,15 +42,13 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
     }
 
 
-class Pipeline:
-    def __init__(self, config: Config, sources: Mapping[str, Source], store: Store,
-                 clock: Clock, metrics: Metrics) -> None:
+class Planner:
+    """The decisions about alerts that need only the config: labels, routes, policy
+    snapshots, muting. Shared by ingest and ``baton simulate``."""
+
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.sources = dict(sources)
         self.router = Router(config.routes)
-        self.store = store
-        self.clock = clock
-        self.metrics = metrics
 
     def route(self, alert: Alert, now: float) -> list[RoutedAlert]:
         """The incidents this alert belongs to (one per matched route), each with its
@@ -73,7 +71,7 @@ class Pipeline:
                 muted=muted))
         return out
 
-    def _inhibitors_first(self, alerts: list[Alert]) -> list[Alert]:
+    def inhibitors_first(self, alerts: list[Alert]) -> list[Alert]:
         """Alerts that can inhibit others are stored first, so a batch carrying NodeDown
         and its node's warnings mutes the warnings whatever the order in the body."""
         rules = self.config.inhibit_rules
@@ -89,10 +87,22 @@ class Pipeline:
         # Source labels are defaults: what the alert itself says wins.
         return [dataclasses.replace(a, labels={**extra, **a.labels}) for a in alerts]
 
+
+class Pipeline:
+    def __init__(self, config: Config, sources: Mapping[str, Source], store: Store,
+                 clock: Clock, metrics: Metrics) -> None:
+        self.config = config
+        self.sources = dict(sources)
+        self.planner = Planner(config)
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+
     async def ingest(self, source_name: str, body: str, alerts: list[Alert]) -> IngestResult:
-        alerts = self._inhibitors_first(self.label(source_name, alerts))
+        plan = self.planner
+        alerts = plan.inhibitors_first(plan.label(source_name, alerts))
         now = self.clock.now()
-        routed = [ra for a in alerts for ra in self.route(a, now)]
+        routed = [ra for a in alerts for ra in plan.route(a, now)]
         result = await self.store.ingest(source_name, body, routed, now)
         self.metrics.ingested.labels(source_name).inc(len(alerts))
         if result.deduplicated:

@@ -1,0 +1,130 @@
+"""``baton simulate``: what Baton would do with a payload, without doing any of it.
+
+Parses the payload with the named source, routes each alert, says what would suppress it
+(the route's time intervals, inhibition by the payload's own firing alerts, silences
+given with ``--silences``) and prints the escalation timeline if nobody acknowledges:
+who is notified through which connector at t+0, t+10m, ..., with whoever is on call at
+each of those moments. Nothing is sent and no store is opened, so teams can run it in CI
+to test their routing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from . import escalation as esc
+from .config import Config
+from .duration import format_duration
+from .ingest import Planner
+from .inhibit import inhibited_by
+from .matcher import matches_all, parse_matcher
+from .model import Alert, iso, parse_iso
+from .plugin import SOURCE_GROUP, load
+from .store import RoutedAlert, TargetSpec
+from .targets import make_resolver
+
+
+def _silenced_by(silences: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
+                 at: float) -> str | None:
+    for s in silences:
+        start = parse_iso(s.get("starts_at")) or datetime.min.replace(tzinfo=UTC)
+        end = parse_iso(s.get("ends_at")) or datetime.max.replace(tzinfo=UTC)
+        if start.timestamp() <= at < end.timestamp() and matches_all(
+                [parse_matcher(m) for m in s.get("matchers") or []], labels):
+            return str(s.get("id", "?"))
+    return None
+
+
+def _escalation(config: Config, ra: RoutedAlert, at: float) -> list[dict[str, Any]]:
+    resolve = make_resolver(config)
+    snap = ra.policy_snapshot or {}
+    out = []
+    for offset, step in esc.plan(snap):
+        targets = []
+        for raw in esc.level_of(snap, step)["notify"]:
+            target = TargetSpec.from_dict(raw)
+            concrete = resolve(target, at + offset)
+            targets += [t.to_dict() for t in concrete] or [{**target.to_dict(),
+                                                            "person": None}]
+        out.append({"offset_seconds": offset, "at": iso(datetime.fromtimestamp(
+            at + offset, UTC)), "level": step.level, "loop": step.loop, "targets": targets})
+    return out
+
+
+def simulate(config: Config, source: str, payload: Any, at: float,
+             silences: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The dry-run report as data (what ``--json`` prints). Raises PayloadError."""
+    src = config.sources[source]
+    adapter = load(SOURCE_GROUP, src.type)(source, src.options)
+    planner = Planner(config)
+    alerts: list[Alert] = planner.inhibitors_first(planner.label(source, adapter.parse(
+        payload, {})))
+    firing = [a.match_labels() for a in alerts if a.status == "firing"]
+    report: list[dict[str, Any]] = []
+    for alert in alerts:
+        labels = alert.match_labels()
+        incidents = []
+        for ra in planner.route(alert, at):
+            item: dict[str, Any] = {"key": ra.key, "route": ra.route, "policy": ra.policy,
+                                    "suppressed": None, "escalation": []}
+            others = [f for f in firing if f is not labels and f != labels]
+            hit = inhibited_by(config.inhibit_rules, labels, others)
+            silence = _silenced_by(silences, labels, at)
+            if ra.muted:
+                item["suppressed"] = {"reason": "muted", "detail": ra.muted}
+            elif silence:
+                item["suppressed"] = {"reason": "silenced", "silence_id": silence}
+            elif hit is not None:
+                item["suppressed"] = {"reason": "inhibited", "rule": hit[0],
+                                      "rule_text": str(config.inhibit_rules[hit[0]]),
+                                      "by_alertname": hit[1].get("alertname")}
+            if alert.status == "firing" and ra.policy_snapshot and not item["suppressed"]:
+                item["escalation"] = _escalation(config, ra, at)
+            incidents.append(item)
+        report.append({"alert": alert.to_dict(), "acknowledge": alert.acknowledge,
+                       "incidents": incidents})
+    return {"source": source, "at": iso(datetime.fromtimestamp(at, UTC)),
+            "alerts": report}
+
+
+def _who(t: Mapping[str, Any]) -> str:
+    if t.get("to") is None:
+        return str(t["connector"])
+    person = t.get("person")
+    contact = ", ".join(f"{k}={v}" for k, v in (t.get("contacts") or {}).items())
+    who = "nobody on call" if person is None else person + (f" [{contact}]" if contact
+                                                            else "")
+    return f"{t['connector']} -> {who} ({t['to']})"
+
+
+def render(report: Mapping[str, Any]) -> str:
+    lines = [f"source {report['source']}, at {report['at']}: "
+             f"{len(report['alerts'])} alert(s) parsed"]
+    for n, item in enumerate(report["alerts"], 1):
+        a = item["alert"]
+        status = "acknowledge" if item["acknowledge"] else a["status"]
+        lines.append(f"\n[{n}] {a['summary']!r}  dedup_key={a['dedup_key']} "
+                     f"status={status} severity={a['severity']}")
+        lines.append(f"    labels: {json.dumps(a['labels'], sort_keys=True)}")
+        for inc in item["incidents"]:
+            route = inc["route"] or "(no route matched: stored, notifies nobody)"
+            lines.append(f"    route: {route}  policy: {inc['policy']}  "
+                         f"incident key: {inc['key']}")
+            if inc["suppressed"]:
+                why = {k: v for k, v in inc["suppressed"].items() if k != "reason"}
+                lines.append(f"    suppressed ({inc['suppressed']['reason']}): "
+                             f"{json.dumps(why)} -- stored, notifies nobody")
+            if a["status"] == "resolved":
+                lines.append("    resolves the open incident holding this alert, if any")
+            for step in inc["escalation"]:
+                tag = f"t+{format_duration(step['offset_seconds'])}"
+                loop = f" (repeat {step['loop']})" if step["loop"] else ""
+                who = "; ".join(_who(t) for t in step["targets"])
+                lines.append(f"      {tag:<9} level {step['level']}{loop}: {who}  "
+                             f"[{step['at']}]")
+            if inc["escalation"]:
+                lines.append("      (each step only if nobody acknowledged before it)")
+    return "\n".join(lines)
