@@ -99,6 +99,48 @@ async def _dlq(args: argparse.Namespace, config: Config) -> int:
         store.close()
 
 
+async def _silence(args: argparse.Namespace, config: Config) -> int:
+    from .errors import PayloadError
+    from .silence import parse_request
+    from .store import open_store
+
+    store = open_store(config.storage.url, config.storage.busy_timeout)
+    store.open()
+    now = time.time()
+    try:
+        if args.silence_command == "add":
+            body = {"matchers": args.matchers, "duration": args.duration}
+            try:
+                matchers, start, end = parse_request(body, now)
+            except PayloadError as e:
+                for problem in e.errors:
+                    print(f"error: {problem}", file=sys.stderr)
+                return 1
+            doc = await store.create_silence(matchers, start, end, args.by, args.comment, now)
+            print(f"{doc['id']}  until {doc['ends_at']}  {' '.join(doc['matchers'])}")
+            return 0
+        if args.silence_command == "expire":
+            doc = await store.expire_silence(args.id, args.by, now)
+            print(f"{doc['id']} expired")
+            return 0
+        docs = await store.list_silences(args.state, now)
+        if args.json:
+            print(json.dumps(docs, indent=2))
+        for d in [] if args.json else docs:
+            print(f"{d['id']}  {d['state']:<8} {d['starts_at']} .. {d['ends_at']}  "
+                  f"{' '.join(d['matchers'])}  by {d['created_by']}: {d['comment']}")
+        return 0
+    except (NotFound, Conflict) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    return asyncio.run(_silence(args, _load(args.config)))
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     if args.dlq_command == "replay" and not (args.all or args.id):
         print("error: give a delivery ID or --all", file=sys.stderr)
@@ -204,6 +246,21 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--silences", help="JSON file of silences (e.g. GET /v1/silences)")
     m.add_argument("--json", action="store_true", help="print the report as JSON")
     m.set_defaults(func=cmd_simulate)
+    si = sub.add_parser("silence", help="mute notifications of matching alerts for a time")
+    si.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    si.set_defaults(func=cmd_silence)
+    ssub = si.add_subparsers(dest="silence_command", required=True)
+    sa = ssub.add_parser("add", help="add a silence")
+    sa.add_argument("matchers", nargs="+", help='Alertmanager matchers, e.g. service="db"')
+    sa.add_argument("--duration", default="1h", help="how long (default 1h)")
+    sa.add_argument("--comment", default="", help="why")
+    sa.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default $USER)")
+    sl = ssub.add_parser("list", help="list silences")
+    sl.add_argument("--state", choices=("active", "pending", "expired"))
+    sl.add_argument("--json", action="store_true")
+    se = ssub.add_parser("expire", help="end a silence now")
+    se.add_argument("id")
+    se.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default $USER)")
     d = sub.add_parser("dlq", help="dead-lettered deliveries")
     d.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
     d.set_defaults(func=cmd_dlq)
