@@ -381,3 +381,20 @@ async def test_same_dedup_key_from_two_sources_is_two_alerts(gw: Gateway) -> Non
     await one(gw, alert("shared", status="resolved"), source="app")
     assert (await gw.incident(a))["status"] == "resolved"
     assert (await gw.incident(b))["status"] == "triggered"
+
+
+async def test_grouped_incident_severity_is_the_highest_of_its_firing_alerts(
+        gw: Gateway) -> None:
+    group = {"service": "db", "labels": {"alertname": "Slow"}}
+    inc = await one(gw, alert("g-warn", severity="warning", **group))
+    assert await one(gw, alert("g-crit", severity="critical", **group)) == inc
+    assert (await gw.incident(inc))["severity"] == "critical"
+    # The critical alert resolves: the warning still fires, so the incident is a warning.
+    assert await one(gw, alert("g-crit", status="resolved", **group)) == inc
+    doc = await gw.incident(inc)
+    assert (doc["status"], doc["severity"]) == ("triggered", "warning")
+    assert doc["timeline"][-1]["detail"]["severity"] == {"from": "critical", "to": "warning"}
+    # The last one resolves: the incident keeps the severity it had.
+    assert await one(gw, alert("g-warn", status="resolved", **group)) == inc
+    doc = await gw.incident(inc)
+    assert (doc["status"], doc["severity"]) == ("resolved", "warning")

@@ -14,7 +14,7 @@ from typing import Any
 from .. import escalation as esc
 from ..errors import Conflict, NotFound
 from ..ids import new_id
-from ..model import SEVERITY_RANK, Alert
+from ..model import SEVERITY_RANK, Alert, higher_severity
 from . import escalations as _e
 from .records import IngestResult, Resolver, RoutedAlert, TargetSpec, unresolved
 from .tx import Tx
@@ -90,7 +90,7 @@ def _open_incident(tx: Tx, ra: RoutedAlert, now: float, resolve: Resolver,
         "level": 1, "next_at": None, "loops": 0, "event_count": 1,
         "recurrence_of": previous["id"] if previous else None,
     })
-    _put_alert(tx, incident_id, a, now, new=True)
+    _put_alert(tx, incident_id, a, now, None)
     actor = f"source:{a.source_name}"
     detail: dict[str, Any] = {"dedup_key": a.dedup_key, "severity": a.severity,
                               "summary": a.summary}
@@ -139,51 +139,65 @@ def _resume_if_unsuppressed(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: f
            {"after": json.loads(row["suppressed"])})
 
 
-def _put_alert(tx: Tx, incident_id: str, a: Alert, now: float, new: bool) -> None:
+def _put_alert(tx: Tx, incident_id: str, a: Alert, now: float,
+               existing: dict[str, Any] | None) -> None:
+    """Insert or update the alert row. Its ``severity`` column is the highest severity the
+    alert has had while firing (the document keeps the latest event as sent), so a flapping
+    severity never lowers an incident while the alert that raised it still fires."""
     doc = _dumps(a.to_dict())
-    if new:
+    if existing is None:
         tx.insert("alerts", {"incident_id": incident_id, "source": a.source_name,
                              "dedup_key": a.dedup_key,
                              "status": a.status, "severity": a.severity, "doc": doc,
                              "first_seen_at": now, "last_seen_at": now, "event_count": 1})
-    else:
-        tx.run("UPDATE alerts SET status = ?, severity = ?, doc = ?, last_seen_at = ?, "
-               "event_count = event_count + 1 WHERE incident_id = ? AND source = ? "
-               "AND dedup_key = ?",
-               (a.status, a.severity, doc, now, incident_id, a.source_name, a.dedup_key))
+        return
+    severity: str = a.severity
+    if a.status == "firing" and existing["status"] == "firing":
+        severity = higher_severity(existing["severity"], a.severity)
+    tx.run("UPDATE alerts SET status = ?, severity = ?, doc = ?, last_seen_at = ?, "
+           "event_count = event_count + 1 WHERE incident_id = ? AND source = ? "
+           "AND dedup_key = ?",
+           (a.status, severity, doc, now, incident_id, a.source_name, a.dedup_key))
+
+
+def _severity(tx: Tx, incident_id: str, current: str) -> str:
+    """The incident's severity: the highest of its firing alerts (unchanged when none
+    fires, so a resolved incident keeps the severity it had)."""
+    rows = tx.all("SELECT severity FROM alerts WHERE incident_id = ? AND status = 'firing'",
+                  (incident_id,))
+    if not rows:
+        return current
+    return str(max((r["severity"] for r in rows), key=lambda sev: SEVERITY_RANK[sev]))
 
 
 def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> str:
     """A further event for an open incident: firing dedups, resolved may close it."""
     a = ra.alert
     incident_id = inc["id"]
-    existing = tx.one("SELECT status FROM alerts WHERE incident_id = ? AND source = ? "
-                      "AND dedup_key = ?", (incident_id, a.source_name, a.dedup_key))
+    existing = tx.one("SELECT status, severity FROM alerts WHERE incident_id = ? "
+                      "AND source = ? AND dedup_key = ?",
+                      (incident_id, a.source_name, a.dedup_key))
     if existing is None and a.status == "resolved":
         return "ignored"  # a resolve for an alert this incident never had
-    _put_alert(tx, incident_id, a, now, new=existing is None)
+    _put_alert(tx, incident_id, a, now, existing)
     actor = f"source:{a.source_name}"
-    severity = inc["severity"]
+    severity = _severity(tx, incident_id, inc["severity"])
+    tx.run("UPDATE incidents SET event_count = event_count + 1, last_seen_at = ?, "
+           "updated_at = ?, severity = ? WHERE id = ?", (now, now, severity, incident_id))
+    detail: dict[str, Any] = {"dedup_key": a.dedup_key}
     if a.status == "firing":
-        if SEVERITY_RANK[a.severity] > SEVERITY_RANK[severity]:
-            severity = a.severity
-        tx.run("UPDATE incidents SET event_count = event_count + 1, last_seen_at = ?, "
-               "updated_at = ?, severity = ? WHERE id = ?", (now, now, severity, incident_id))
-        detail: dict[str, Any] = {"dedup_key": a.dedup_key, "event_count":
-                                  inc["event_count"] + 1}
-        if severity != inc["severity"]:
-            detail["severity"] = {"from": inc["severity"], "to": severity}
+        detail["event_count"] = inc["event_count"] + 1
+    if severity != inc["severity"]:
+        detail["severity"] = {"from": inc["severity"], "to": severity}
+    if a.status == "firing":
         kind = "deduplicated" if existing is not None else "received"
         tx.timeline(incident_id, now, kind, actor, detail)
         return "deduplicated" if existing is not None else "grouped"
-    tx.run("UPDATE incidents SET event_count = event_count + 1, last_seen_at = ?, "
-           "updated_at = ? WHERE id = ?", (now, now, incident_id))
     still = tx.one("SELECT COUNT(*) AS n FROM alerts WHERE incident_id = ? AND "
                    "status = 'firing'", (incident_id,))
     if still and still["n"] > 0:
         tx.timeline(incident_id, now, "received", actor,
-                    {"dedup_key": a.dedup_key, "status": "resolved",
-                     "still_firing": still["n"]})
+                    {**detail, "status": "resolved", "still_firing": still["n"]})
         return "partially_resolved"
     _close(tx, incident_id, actor, now, {"reason": "all alerts resolved"})
     return "resolved"
