@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from ..errors import PayloadError
+from ..store import Store
 from . import state
 from .auth import check_management
-from .problem import json_body
+from .problem import Handler, json_body
 
 MAX_BODY = 64 * 1024
 INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
@@ -75,49 +77,35 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(doc)
 
 
-async def acknowledge(request: web.Request) -> web.Response:
-    token = authorize(request)
-    data = await _body(request, ("by",), ("note",))
-    store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.acknowledge(request.match_info["id"], actor_name(token, data["by"]),
-                                  data.get("note"), clock.now())
-    return web.json_response(doc)
+# (store, incident id, actor, body, now) -> the incident document after the change
+IncidentCall = Callable[[Store, str, str, dict[str, Any], float],
+                        Awaitable[dict[str, Any]]]
 
 
-async def unacknowledge(request: web.Request) -> web.Response:
-    token = authorize(request)
-    data = await _body(request, ("by",), ("note",))
-    store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.unacknowledge(request.match_info["id"], actor_name(token, data["by"]),
-                                    data.get("note"), clock.now())
-    return web.json_response(doc)
+def _incident_action(required: tuple[str, ...], optional: tuple[str, ...],
+                     call: IncidentCall, status: int = 200) -> Handler:
+    """A ``POST /v1/incidents/{id}/<action>`` handler: authorize, validate the body, act as
+    ``by`` (qualified by the token), answer with the incident as it now is."""
+    async def handler(request: web.Request) -> web.Response:
+        token = authorize(request)
+        data = await _body(request, required, optional)
+        store, clock = request.app[state.STORE], request.app[state.CLOCK]
+        doc = await call(store, request.match_info["id"], actor_name(token, data["by"]),
+                         data, clock.now())
+        return web.json_response(doc, status=status)
+    return handler
 
 
-async def escalate(request: web.Request) -> web.Response:
-    token = authorize(request)
-    data = await _body(request, ("by", "reason"), ())
-    store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.escalate(request.match_info["id"], actor_name(token, data["by"]),
-                               data["reason"], clock.now())
-    return web.json_response(doc)
-
-
-async def resolve(request: web.Request) -> web.Response:
-    token = authorize(request)
-    data = await _body(request, ("by",), ("note",))
-    store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.resolve(request.match_info["id"], actor_name(token, data["by"]),
-                              data.get("note"), clock.now())
-    return web.json_response(doc)
-
-
-async def add_note(request: web.Request) -> web.Response:
-    token = authorize(request)
-    data = await _body(request, ("by", "text"), ())
-    store, clock = request.app[state.STORE], request.app[state.CLOCK]
-    doc = await store.add_note(request.match_info["id"], actor_name(token, data["by"]),
-                               data["text"], clock.now())
-    return web.json_response(doc, status=201)
+acknowledge = _incident_action(("by",), ("note",), lambda st, i, by, d, now: st.acknowledge(
+    i, by, d.get("note"), now))
+unacknowledge = _incident_action(("by",), ("note",), lambda st, i, by, d, now:
+                                 st.unacknowledge(i, by, d.get("note"), now))
+escalate = _incident_action(("by", "reason"), (), lambda st, i, by, d, now: st.escalate(
+    i, by, d["reason"], now))
+resolve = _incident_action(("by",), ("note",), lambda st, i, by, d, now: st.resolve(
+    i, by, d.get("note"), now))
+add_note = _incident_action(("by", "text"), (), lambda st, i, by, d, now: st.add_note(
+    i, by, d["text"], now), status=201)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:

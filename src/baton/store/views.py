@@ -71,41 +71,31 @@ def get_incident(tx: Tx, incident_id: str, **parts: bool) -> dict[str, Any] | No
     return incident_doc(tx, row, **parts) if row else None
 
 
-def list_incidents(tx: Tx, status: str | None, service: str | None, limit: int,
-                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; the cursor is the last id of the previous page (ids sort by time)."""
-    where, params = [], []
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    if service:
-        where.append("service = ?")
-        params.append(service)
+def _page(tx: Tx, table: str, filters: dict[str, str | None], limit: int,
+          cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows newest first, ``limit`` of them after ``cursor`` (the last id of the previous
+    page: ids sort by time), and the cursor of the next page."""
+    where = [f"{column} = ?" for column, value in filters.items() if value]
+    params: list[Any] = [value for value in filters.values() if value]
     if cursor:
         where.append("id < ?")
         params.append(cursor)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = tx.all(f"SELECT * FROM incidents {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
+    rows = tx.all(f"SELECT * FROM {table} {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
                   [*params, limit + 1])
     page = rows[:limit]
-    docs = [incident_doc(tx, r, alerts=False) for r in page]
-    return docs, (page[-1]["id"] if len(rows) > limit else None)
+    return page, (page[-1]["id"] if len(rows) > limit else None)
+
+
+def list_incidents(tx: Tx, status: str | None, service: str | None, limit: int,
+                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    rows, next_cursor = _page(tx, "incidents", {"status": status, "service": service},
+                              limit, cursor)
+    return [incident_doc(tx, r, alerts=False) for r in rows], next_cursor
 
 
 def list_deliveries(tx: Tx, state: str | None, connector: str | None, limit: int,
                     cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    where, params = [], []
-    if state:
-        where.append("state = ?")
-        params.append(state)
-    if connector:
-        where.append("connector = ?")
-        params.append(connector)
-    if cursor:
-        where.append("id < ?")
-        params.append(cursor)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = tx.all(f"SELECT * FROM deliveries {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
-                  [*params, limit + 1])
-    page = rows[:limit]
-    return [delivery_doc(r) for r in page], (page[-1]["id"] if len(rows) > limit else None)
+    rows, next_cursor = _page(tx, "deliveries", {"state": state, "connector": connector},
+                              limit, cursor)
+    return [delivery_doc(r) for r in rows], next_cursor
