@@ -50,7 +50,14 @@ def arm_step(tx: Tx, incident_id: str, snap: dict[str, Any] | None, step: esc.St
         _arm(tx, incident_id, "escalate", next_at, step, now)
     every = esc.reminder_every(snap, step)
     if every is not None and (next_at is None or now + every < next_at):
-        _arm(tx, incident_id, "remind", now + every, step, now, seq=1)
+        # Numbered on from the reminders this step already sent (an unacknowledge arms the
+        # same step again): the number is in the delivery's idempotency key, and a reused
+        # key would make the reminder a silent no-op.
+        row = tx.one("SELECT MAX(seq) AS m FROM timers WHERE incident_id = ? AND "
+                     "kind = 'remind' AND state = 'fired' AND level = ? AND loop_no = ?",
+                     (incident_id, step.level, step.loop))
+        seq = int(row["m"]) + 1 if row and row["m"] is not None else 1
+        _arm(tx, incident_id, "remind", now + every, step, now, seq=seq)
     tx.run("UPDATE incidents SET level = ?, loops = ?, next_at = ? WHERE id = ?",
            (step.level, step.loop, next_at, incident_id))
     return next_at

@@ -277,7 +277,12 @@ def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float
            "acknowledged_by = ?, updated_at = ? WHERE id = ?", (now, by, now, incident_id))
     tx.timeline(incident_id, now, "acknowledged", by, {"note": note} if note else {})
     _e.on_acknowledged(tx, _row(tx, incident_id), now)
-    _fan_out(tx, incident_id, "acknowledge", now)
+    # An incident can be acknowledged again after an unacknowledge or a lapse; each time
+    # is news for the connectors, so later ones get their own idempotency key.
+    n = tx.one("SELECT COUNT(*) AS n FROM timeline WHERE incident_id = ? "
+               "AND type = 'acknowledged'", (incident_id,))
+    count = int(n["n"]) if n else 1
+    _fan_out(tx, incident_id, "acknowledge", now, "" if count == 1 else str(count))
 
 
 def _row(tx: Tx, incident_id: str) -> dict[str, Any]:
