@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import (
     PROBLEM,
     ClientFactory,
     Gateway,
-    ServerFactory,
     Sink,
     alert,
     config_dict,
     schema_problems,
     start_gateway,
-    start_sink,
 )
 
 from baton.clock import FakeClock
@@ -29,19 +23,6 @@ from baton.store.views import ts
 
 OPS_TOKEN = "s3cr3t-ops-token"
 ENV = {"OPS_TOKEN": OPS_TOKEN, "CI_TOKEN": "s3cr3t-ci-token"}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: ServerFactory, clock: FakeClock) -> AsyncIterator[Sink]:
-    s = await start_sink(aiohttp_server, clock)
-    yield s
-    s.gate.set()
-    assert s.invalid == []
 
 
 def incidents_config(tmp_path: Path, url: str) -> dict[str, Any]:

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import (
     PROBLEM,
     ClientFactory,
     Gateway,
-    ServerFactory,
     Sink,
     alert,
     config_dict,
     schema_problems,
     start_gateway,
-    start_sink,
     table_counts,
 )
 
@@ -55,19 +49,6 @@ def ingest_config(tmp_path: Path, url: str) -> dict[str, Any]:
     ]
     data["policies"]["both"] = {"levels": [{"notify": ["hook", "chat"]}]}
     return data
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: ServerFactory, clock: FakeClock) -> AsyncIterator[Sink]:
-    s = await start_sink(aiohttp_server, clock)
-    yield s
-    s.gate.set()
-    assert s.invalid == [], "a webhook body does not validate against incident.schema.json"
 
 
 @pytest.fixture

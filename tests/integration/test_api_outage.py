@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import (
     PROBLEM,
     ClientFactory,
     Gateway,
     Reply,
-    ServerFactory,
     Sink,
     alert,
     config_dict,
     start_gateway,
-    start_sink,
 )
 
 from baton import cli
@@ -34,19 +28,6 @@ from baton.clock import FakeClock
 from baton.store.views import ts
 
 ERROR_503 = 'HTTP 503: {"status": 503}'
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: ServerFactory, clock: FakeClock) -> AsyncIterator[Sink]:
-    s = await start_sink(aiohttp_server, clock)
-    yield s
-    s.gate.set()
-    assert s.invalid == []
 
 
 async def gateway(aiohttp_client: ClientFactory, receiver: Sink, tmp_path: Path,

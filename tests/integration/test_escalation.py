@@ -11,25 +11,18 @@ second, not only that it was.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import (
     PROBLEM,
     ClientFactory,
     Gateway,
-    ServerFactory,
     Sink,
     alert,
     config_dict,
     db_rows,
     start_gateway,
-    start_sink,
 )
 
 from baton.clock import FakeClock
@@ -82,19 +75,6 @@ HOOK: dict[str, Any] = {"connector": "hook", "to": None, "params": {}}
 
 
 # --- fixtures and small helpers ------------------------------------------------------------
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: ServerFactory, clock: FakeClock) -> AsyncIterator[Sink]:
-    s = await start_sink(aiohttp_server, clock)
-    yield s
-    s.gate.set()
-    assert s.invalid == []
-
 
 async def gateway(aiohttp_client: ClientFactory, data: dict[str, Any], tmp_path: Path,
                   clock: FakeClock) -> Gateway:

@@ -3,42 +3,23 @@ notify and one that must not. The fake clock starts Thursday 2026-01-01 00:00 UT
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import (
     ClientFactory,
     Gateway,
-    ServerFactory,
     Sink,
     alert,
     config_dict,
     start_gateway,
-    start_sink,
 )
 
 from baton.clock import FakeClock
 from baton.store.views import ts
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: ServerFactory, clock: FakeClock) -> AsyncIterator[Sink]:
-    s = await start_sink(aiohttp_server, clock)
-    yield s
-    s.gate.set()
-    assert s.invalid == []
 
 
 def suppression_config(tmp_path: Path, url: str) -> dict[str, Any]:

@@ -6,13 +6,10 @@ level 1 ``repeat`` times, waiting the last level's ``escalate_after`` first; the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import build, config_dict
 
 from baton.escalation import (

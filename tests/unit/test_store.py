@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
 from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway, table_counts
 
 from baton.errors import NotFound, StorageUnavailable
