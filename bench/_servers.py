@@ -2,6 +2,8 @@
 event loop (or the GIL) with the load generator.
 
     python bench/_servers.py sink         the webhook sink: records when each alert arrives
+    python bench/_servers.py level-sink   the same per escalation level, in wall-clock time
+                                          (for bench/timers.py)
     python bench/_servers.py bare         the ingest ceiling: json-decode the body, answer 202
     python bench/_servers.py baton-ingest --config FILE
                                           Baton with its dispatcher switched off (ingest only)
@@ -83,6 +85,69 @@ class Sink:
     async def arrivals(self, request: web.Request) -> web.Response:
         p = request.query.get("prefix", "") + "-"
         return web.json_response({k: v for k, v in self.first.items() if k.startswith(p)})
+
+
+class LevelSink:
+    """For bench/timers.py: answers 200 to every POST /hook and remembers, per ``bench_id``
+    and escalation level, the first arrival of a trigger in **wall-clock** time
+    (``time.time()``, the clock Baton stamps incidents and timers with), so the benchmark
+    can subtract a timer's due time from it.
+
+    The level is read from the notification's idempotency key: Baton tags the triggers of
+    an escalation step with ``/L<level>.<loop>`` (the first level's have no tag), so a
+    level-1 trigger sent late, after its incident escalated, is still counted as level 1.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, dict[str, float]] = {}  # level ("1", "2", ...) -> id -> time
+        self.count: dict[str, int] = {}               # "<prefix>@<level>" -> distinct ids
+        self.dups = 0
+        self.other = 0                                # not a trigger, or no bench_id
+
+    @staticmethod
+    def _level(key: str) -> str:
+        tag = key.rsplit("/", 1)[-1]
+        if tag.startswith("L") and "." in tag and tag[1:].split(".", 1)[0].isdigit():
+            return tag[1:].split(".", 1)[0] + ("" if tag.count(".") == 1 else "r")
+        return "1"
+
+    async def hook(self, request: web.Request) -> web.Response:
+        now = time.time()
+        body = await request.read()
+        try:
+            doc = json.loads(body)
+            note = doc.get("notification") or {}
+            alerts = doc.get("alerts") or []
+        except (ValueError, AttributeError):
+            self.other += 1
+            return web.Response(status=200, text="ok")
+        if note.get("action") != "trigger":
+            self.other += 1
+            return web.Response(status=200, text="ok")
+        level = self._level(str(note.get("idempotency_key", "")))
+        seen = self.first.setdefault(level, {})
+        for a in alerts:
+            labels = a.get("labels") if isinstance(a, dict) else None
+            alert_id = labels.get("bench_id") if isinstance(labels, dict) else None
+            if not isinstance(alert_id, str):
+                continue
+            if alert_id in seen:
+                self.dups += 1
+                continue
+            seen[alert_id] = now
+            k = f"{_prefix(alert_id)}@{level}"
+            self.count[k] = self.count.get(k, 0) + 1
+        return web.Response(status=200, text="ok")
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"count": self.count, "dups": self.dups,
+                                  "other": self.other})
+
+    async def arrivals(self, request: web.Request) -> web.Response:
+        p = request.query.get("prefix", "") + "-"
+        level = request.query.get("level", "1")
+        return web.json_response({k: v for k, v in self.first.get(level, {}).items()
+                                  if k.startswith(p)})
 
 
 async def bare_ingest(request: web.Request) -> web.Response:
@@ -215,7 +280,8 @@ def _baton_traced(config_path: str, listen: str, out: str,
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["sink", "bare", "baton-ingest", "baton-traced"])
+    p.add_argument("mode", choices=["sink", "level-sink", "bare", "baton-ingest",
+                                    "baton-traced"])
     p.add_argument("--trace-out")
     p.add_argument("--switch-interval", type=float)
     p.add_argument("--max-seconds", type=float, default=900.0)
@@ -234,6 +300,11 @@ def main() -> None:
         app.router.add_post("/hook", sink.hook)
         app.router.add_get("/stats", sink.stats)
         app.router.add_get("/arrivals", sink.arrivals)
+    elif args.mode == "level-sink":
+        level_sink = LevelSink()
+        app.router.add_post("/hook", level_sink.hook)
+        app.router.add_get("/stats", level_sink.stats)
+        app.router.add_get("/arrivals", level_sink.arrivals)
     else:
         app.router.add_post("/ingest", bare_ingest)
     asyncio.run(_serve(app, args.max_seconds))

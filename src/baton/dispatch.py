@@ -75,6 +75,9 @@ class Dispatcher:
                 await self.run_once(timers=self._timers_due())
             except Exception:  # storage hiccup: log and keep polling; nothing is lost
                 log.exception("dispatch cycle failed")
+                # Forget the due-time hint: a past one would make the next sleep zero and
+                # spin this loop until storage recovers.
+                self._next_timer = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._sleep())
 
