@@ -197,7 +197,7 @@ def _connector(ctx: Checker, name: str, block: dict[str, Any]) -> ConnectorConfi
         timeout=ctx.duration(block, "timeout", path, 10.0, positive=True),
         max_attempts=_opt(block, "max_attempts", int, 12),
         max_age=ctx.duration(block, "max_age", path, 86400.0, positive=True),
-        concurrency=_opt(block, "concurrency", int, 4),
+        concurrency=_opt(block, "concurrency", int, 16),
         backoff_initial=initial, backoff_max=maximum,
         max_retry_after=ctx.duration(block, "max_retry_after", path, 600.0))
 

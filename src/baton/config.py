@@ -80,7 +80,10 @@ class ConnectorConfig:
     timeout: float = 10.0
     max_attempts: int = 12
     max_age: float = 86400.0
-    concurrency: int = 4
+    # Bounds requests in flight to the receiver, per replica. Per-incident order does not
+    # depend on it (claims hold back a later delivery of an incident and connector until
+    # the earlier one is done), and at 4 a lane sent at most 4 per receiver round trip.
+    concurrency: int = 16
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
     max_retry_after: float = 600.0

@@ -147,23 +147,32 @@ class Dispatcher:
             connector=d.connector, delivery_id=d.id, incident_id=d.incident_id)
         started = time.perf_counter()
         try:
-            outcome = await self._send(lane, d)
-            duration = time.perf_counter() - started
-            await self._record(lane, d, outcome, duration)
+            try:
+                outcome = await self._send(lane, d)
+                result = self._decide(lane, d, outcome, time.perf_counter() - started)
+            finally:
+                # The slot bounds requests in flight to the receiver, and this one has
+                # been answered (or given up): free it now rather than after ``finish``
+                # commits, so the next claim can share a group commit with this finish
+                # instead of queueing behind it.
+                # Order is unaffected: the row stays in_flight under its lease until
+                # ``finish`` commits, and the claim query skips every later delivery of
+                # the same incident and connector until then.
+                lane.inflight.discard(d.id)
+                # Claim the next due delivery now. Without this a busy lane sends only
+                # ``concurrency`` deliveries per poll interval.
+                self.wake()
+            await self.store.finish(result, self.worker)
         except Exception:
             # Storage refused the result: the claim's lease runs out and the delivery is
             # attempted again (same idempotency key), so nothing is lost.
             log.exception("could not record delivery result")
-        finally:
-            lane.inflight.discard(d.id)
-            # A slot is free: claim the next due delivery now. Without this a busy lane
-            # sends only ``concurrency`` deliveries per poll interval.
-            self.wake()
 
     async def _send(self, lane: Lane, d: ClaimedDelivery) -> Outcome:
         assert self.http is not None, "dispatcher started without an HTTP session"
         try:
-            incident = await self.store.notification_incident(d.incident_id)
+            incident = (d.incident if d.incident is not None
+                        else await self.store.notification_incident(d.incident_id))
             note = Notification(delivery_id=d.id, connector=d.connector,
                                 action=d.action,  # type: ignore[arg-type]
                                 idempotency_key=d.idempotency_key, attempt=d.attempts,
@@ -178,8 +187,11 @@ class Dispatcher:
             log.exception("connector raised", error_type=e.__class__.__name__)
             return Outcome.retryable(f"connector error: {e.__class__.__name__}")
 
-    async def _record(self, lane: Lane, d: ClaimedDelivery, outcome: Outcome,
-                      duration: float) -> None:
+    def _decide(self, lane: Lane, d: ClaimedDelivery, outcome: Outcome,
+                duration: float) -> DeliveryOutcome:
+        """Count the attempt, move the breaker, and say what to record. Synchronous, so the
+        breaker has seen this outcome before the slot is freed (a half-open probe's result
+        decides the next claim)."""
         now = self.clock.now()
         decision = decide(outcome, d.attempts, d.created_at, now, lane.retry)
         self.metrics.deliveries.labels(d.connector, outcome.kind).inc()
@@ -208,7 +220,7 @@ class Dispatcher:
         log.info("delivery attempt", outcome=outcome.kind, state=decision.state,
                  attempt=d.attempts, status=outcome.status, detail=outcome.detail,
                  duration=round(duration, 4))
-        await self.store.finish(result, self.worker)
+        return result
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let attempts in flight finish for ``grace`` seconds; give the rest

@@ -80,6 +80,10 @@ class ClaimedDelivery:
     attempts: int  # including the one just claimed
     created_at: float
     target: Mapping[str, Any]
+    # The incident document the connector is sent, read in the claim's own transaction:
+    # one trip to the writer per claim instead of a claim plus a read per delivery. None
+    # when it could not be built there; the dispatcher then reads it itself.
+    incident: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
