@@ -52,6 +52,19 @@ def config_dict(tmp_path: Path, hook_url: str = "http://127.0.0.1:9/hook") -> di
     }
 
 
+def minimal(**extra: Any) -> dict[str, Any]:
+    """The smallest valid config as a dict (one open source, one webhook, one policy),
+    with ``extra`` top-level sections added or replaced."""
+    data: dict[str, Any] = {
+        "sources": {"am": {"type": "alertmanager", "auth": {"type": "none"}}},
+        "connectors": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/x"}},
+        "routes": [{"policy": "p"}],
+        "policies": {"p": {"levels": [{"notify": ["hook"]}]}},
+    }
+    data.update(extra)
+    return data
+
+
 def build(data: Mapping[str, Any], tmp_path: Path,
           environ: Mapping[str, str] | None = None) -> Config:
     return config_from_dict(data, base_dir=tmp_path, environ=environ or {})

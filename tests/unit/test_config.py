@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import minimal
 
 from baton import plugin, schema
 from baton.config import (
@@ -39,15 +40,6 @@ def problems_of(data: dict[str, Any], tmp_path: Path, environ: dict[str, str] | 
     return info.value.problems
 
 
-def minimal(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "sources": {"am": {"type": "alertmanager", "auth": {"type": "none"}}},
-        "connectors": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/x"}},
-        "routes": [{"policy": "p"}],
-        "policies": {"p": {"levels": [{"notify": ["hook"]}]}},
-    }
-    data.update(extra)
-    return data
 
 
 def test_schema_itself_is_valid_and_documents_every_key() -> None:

@@ -2,9 +2,9 @@
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import minimal
 
 from baton.config import config_from_dict
 from baton.errors import ConfigError
@@ -106,15 +106,6 @@ def test_str() -> None:
 
 # --- config ----------------------------------------------------------------------------------
 
-def minimal(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "sources": {"am": {"type": "alertmanager", "auth": {"type": "none"}}},
-        "connectors": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/x"}},
-        "routes": [{"policy": "p"}],
-        "policies": {"p": {"levels": [{"notify": ["hook"]}]}},
-    }
-    data.update(extra)
-    return data
 
 
 def test_config_builds_rules(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import minimal
 
 from baton.config import config_from_dict, load_config
 from baton.errors import ConfigError
@@ -189,15 +190,6 @@ def test_active_and_is_muted() -> None:
 
 # --- config ----------------------------------------------------------------------------------
 
-def minimal(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "sources": {"am": {"type": "alertmanager", "auth": {"type": "none"}}},
-        "connectors": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/x"}},
-        "routes": [{"policy": "p"}],
-        "policies": {"p": {"levels": [{"notify": ["hook"]}]}},
-    }
-    data.update(extra)
-    return data
 
 
 def problems_of(data: dict[str, Any], tmp_path: Path) -> list[str]:
