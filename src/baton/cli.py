@@ -6,13 +6,18 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, check_config, load_config
 from .errors import ConfigError, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def _config_path(value: str | None) -> Path | None:
@@ -47,9 +52,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.path is None:
         print(f"baton: no config given; running the built-in demo config on "
               f"{config.storage.url}, listening on {host}:{port}", file=sys.stderr)
-    web.run_app(app, host=host.strip("[]") or "127.0.0.1", port=int(port),
-                shutdown_timeout=config.server.shutdown_grace, access_log=None,
-                print=None, handle_signals=True)
+    try:
+        web.run_app(app, host=host.strip("[]") or "127.0.0.1", port=int(port),
+                    shutdown_timeout=config.server.shutdown_grace, access_log=None,
+                    print=None, handle_signals=True)
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"config error: {p}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as e:
+        # Port taken, storage directory not writable, database locked or corrupt: say
+        # so in one line, not a traceback.
+        print(f"error: cannot start: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -64,11 +79,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _dlq(args: argparse.Namespace, config: Config) -> int:
+def _open_store(config: Config) -> Store:
     from .store import open_store
 
-    store = open_store(config.storage.url, config.storage.busy_timeout)
-    store.open()
+    try:
+        store = open_store(config.storage.url, config.storage.busy_timeout)
+        store.open()
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"config error: {p}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (OSError, sqlite3.Error) as e:
+        print(f"error: cannot open storage: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    return store
+
+
+async def _dlq(args: argparse.Namespace, config: Config) -> int:
+    store = _open_store(config)
     try:
         if args.dlq_command == "list":
             docs, _ = await store.list_deliveries(state="dead", limit=args.limit)
@@ -102,10 +130,7 @@ async def _dlq(args: argparse.Namespace, config: Config) -> int:
 async def _silence(args: argparse.Namespace, config: Config) -> int:
     from .errors import PayloadError
     from .silence import parse_request
-    from .store import open_store
-
-    store = open_store(config.storage.url, config.storage.busy_timeout)
-    store.open()
+    store = _open_store(config)
     now = time.time()
     try:
         if args.silence_command == "add":

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway, table_counts
 
-from baton.errors import NotFound, StorageUnavailable
+from baton.errors import ConfigError, NotFound, StorageUnavailable
 from baton.model import Alert
 from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
 from baton.store.incidents import enqueue
@@ -126,7 +126,9 @@ async def test_a_failing_operation_does_not_undo_its_neighbours(store: Store,
     ids = [r.incident_ids[0] for r in (a, b_)]  # type: ignore[union-attr]
     for incident_id in ids:
         assert (await store.get_incident(incident_id))["status"] == "triggered"
-    assert count(tmp_path / "b.db", "baton_meta") == 0
+    # The failed operation's half-written row was rolled back: only the layout version.
+    with sqlite3.connect(tmp_path / "b.db") as conn:
+        assert conn.execute("SELECT name FROM baton_meta").fetchall() == [("schema_version",)]
     assert count(tmp_path / "b.db", "incidents") == 2
 
 
@@ -261,3 +263,28 @@ async def test_a_closed_store_answers_503_instead_of_hanging(aiohttp_client: Cli
         assert (resp.status, resp.content_type) == (503, PROBLEM)
         assert int(resp.headers["Retry-After"]) > 0
     assert (await gw.client.get("/healthz")).status == 200
+
+
+async def test_a_database_of_another_layout_is_refused_with_a_config_error(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # a pre-release layout: tables, no version
+        conn.execute("CREATE TABLE incidents (id TEXT PRIMARY KEY)")
+    store = open_store(f"sqlite:///{path}")
+    with pytest.raises(ConfigError) as err:
+        store.open()
+    assert err.value.problems == [
+        "storage.url: the database has storage layout none, this Baton needs 1; point "
+        "storage.url at a new database (there are no migrations from pre-release layouts)"]
+    with sqlite3.connect(path) as conn:  # and nothing was added to it
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
+                                             "WHERE type = 'table'")}
+    assert tables == {"incidents"}
+
+
+async def test_reopening_a_database_of_this_layout_works(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = open_store(f"sqlite:///{tmp_path}/b.db")
+        store.open()
+        await store.ping()
+        store.close()

@@ -7,6 +7,9 @@ ULIDs minted by the application, so no sequences or AUTOINCREMENT are needed eit
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+from .tx import Tx
+
 SCHEMA_VERSION = 1
 
 TABLES = """
@@ -141,3 +144,26 @@ def statements(float_type: str) -> list[str]:
                    if line.strip().startswith("--")), "no ';' in DDL comments"
     sql = TABLES.replace("{float}", float_type)
     return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def prepare(tx: Tx) -> None:
+    """Create the tables of an empty database, or check that an existing one has this
+    version's layout. There are no migrations yet: a database of another layout is refused
+    with a clear error instead of failing later on a missing column."""
+    tables = {r["name"] for r in tx.all(
+        "SELECT name FROM sqlite_master WHERE type = 'table'" if tx.dialect == "sqlite"
+        else "SELECT table_name AS name FROM information_schema.tables "
+             "WHERE table_schema = current_schema()")}
+    if "incidents" in tables:
+        row = tx.one("SELECT value FROM baton_meta WHERE name = 'schema_version'") \
+            if "baton_meta" in tables else None
+        found = row["value"] if row else "none"
+        if found != str(SCHEMA_VERSION):
+            raise ConfigError([
+                f"storage.url: the database has storage layout {found}, this Baton needs "
+                f"{SCHEMA_VERSION}; point storage.url at a new database (there are no "
+                f"migrations from pre-release layouts)"])
+    for stmt in statements(tx.float_type):
+        tx.run(stmt)
+    tx.run("INSERT INTO baton_meta (name, value) VALUES ('schema_version', ?) "
+           "ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import structlog
 
 from ..errors import StorageUnavailable
-from .ddl import statements
+from .ddl import prepare
 from .tx import Tx
 
 T = TypeVar("T")
@@ -52,7 +52,6 @@ class SQLiteEngine:
             self._target = f"file:baton-{uuid.uuid4().hex}?mode=memory&cache=shared"
             self._uri = True
         else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._target, self._uri = path, False
         self._busy = busy_timeout
         self._max_pending = max_pending
@@ -73,11 +72,19 @@ class SQLiteEngine:
         return conn
 
     def start(self) -> None:
+        if not self._uri:
+            Path(self._target).parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         if self._uri:
             self._keepalive = conn  # a shared memory db lives while one connection does
-        for stmt in statements("REAL"):
-            conn.execute(stmt)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            prepare(Tx(conn))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.rollback()
+            conn.close()
+            raise
         if not self._uri:
             conn.close()
         self._threads = [

@@ -17,6 +17,8 @@ class Tx:
     def __init__(self, conn: Any, paramstyle: str = "qmark") -> None:
         self.conn = conn
         self._pyformat = paramstyle != "qmark"
+        self.dialect = "sqlite" if paramstyle == "qmark" else "postgresql"
+        self.float_type = "REAL" if paramstyle == "qmark" else "DOUBLE PRECISION"
         self.enqueued = 0  # outbox rows added in this transaction: the dispatcher is woken
 
     def _sql(self, sql: str) -> str:
