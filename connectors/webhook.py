@@ -106,6 +106,10 @@ class WebhookConnector(Connector):
             "connector": notification.connector,
             "attempt": notification.attempt,
         }
+        if notification.target:
+            # Who to reach: the policy's target as resolved when notified (on-call person,
+            # contacts), so a receiver can page the right human.
+            document["notification"]["target"] = dict(notification.target)
         # Compact and serialised once: the signature covers these exact bytes.
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -180,6 +180,8 @@ async def test_levels_progress_repeat_once_then_stay(
                                         "next_at": tl.at(900)}
     (row,) = [d for d in gw.deliveries(inc) if d["idempotency_key"] == l2]
     assert json.loads(row["target"]) == bob_target()  # bob's contacts from people:
+    # ... and the receiver is told who to reach, in the notification it gets.
+    assert receiver.received[-1].doc["notification"]["target"] == bob_target()
 
     await tl.walk(1500)
     assert tl.sent(2) == [
