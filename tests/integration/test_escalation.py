@@ -784,3 +784,22 @@ async def test_a_second_acknowledge_reaches_the_connectors_too(
         (0, "trigger", key(inc, "hook", "trigger")),
         (60, "acknowledge", key(inc, "hook", "acknowledge")),
         (180, "acknowledge", key(inc, "hook", "acknowledge", "2"))]
+
+
+async def test_after_downtime_an_overdue_reminder_yields_to_the_overdue_escalation(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    data = esc_config(tmp_path, receiver.url, hook_level("10m", remind_every="3m"),
+                      pager_level(after=None), repeat=0)
+    gw = await gateway(aiohttp_client, data, tmp_path, clock)
+    tl = Timeline(gw, receiver)
+    inc = await tl.open()
+    # Nothing runs between t+0 and t+12m (the gateway was down): at t+12m the reminder
+    # due at t+3m and the escalation due at t+10m are both overdue. Only the escalation
+    # is sent: reminding level 1 in the instant level 2 is paged would be noise.
+    await tl.to(12 * M)
+    assert [(t, c, a) for t, c, a, _k in tl.sent()] == [
+        (0, "hook", "trigger"), (720, "pager", "trigger")]
+    assert await tl.entries(inc, "reminded") == []
+    await tl.walk(30 * M)
+    assert len(tl.sent()) == 2  # level 2 has no reminders and is the last level

@@ -116,6 +116,9 @@ def _remind(tx: Tx, inc: dict[str, Any], timer: dict[str, Any], now: float,
     step = esc.Step(inc["level"], inc["loops"])
     if snap is None or (timer["level"], timer["loop_no"]) != (step.level, step.loop):
         return  # the incident moved on since this reminder was armed
+    if tx.one("SELECT 1 AS due FROM timers WHERE incident_id = ? AND kind = 'escalate' "
+              "AND state = 'pending' AND due_at <= ?", (inc["id"], now)):
+        return  # overdue after downtime: the escalation due too supersedes this reminder
     n = int(timer["seq"])
     targets = notify_step(tx, inc["id"], snap, step, now, resolve, _step_tag(step, f".r{n}"))
     tx.timeline(inc["id"], now, "reminded", "baton",
