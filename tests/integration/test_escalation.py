@@ -692,7 +692,8 @@ async def test_schedule_with_nobody_on_call_is_recorded_as_nobody(
     inc = await tl.open()
     (routed,) = await tl.entries(inc, "routed")
     assert routed["detail"]["targets"] == [
-        {"connector": "pager", "to": "schedule:primary", "params": {}, "person": None}]
+        {"connector": "pager", "to": "schedule:primary", "params": {}, "person": None,
+         "reason": "nobody on call"}]
     assert tl.sent() == []
     await tl.walk(10 * M)
     assert tl.sent() == [(600, "hook", "trigger", key(inc, "hook", "trigger", "L2.0"))]
@@ -803,3 +804,25 @@ async def test_after_downtime_an_overdue_reminder_yields_to_the_overdue_escalati
     assert await tl.entries(inc, "reminded") == []
     await tl.walk(30 * M)
     assert len(tl.sent()) == 2  # level 2 has no reminders and is the last level
+
+
+async def test_a_person_gone_from_the_config_is_shown_not_silently_skipped(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    config_a = esc_config(tmp_path, receiver.url)  # hook 10m, then pager to bob
+    gw_a = await gateway(aiohttp_client, config_a, tmp_path, clock)
+    tl = Timeline(gw_a, receiver)
+    inc = await tl.open()
+    await gw_a.client.close()
+    # Bob left: the new config no longer has him (nor a policy naming him), but the
+    # running incident's frozen policy still escalates to him.
+    config_b = esc_config(tmp_path, receiver.url, hook_level(None))
+    config_b["people"] = {k: v for k, v in PEOPLE.items() if k != "bob"}
+    gw_b = await gateway(aiohttp_client, config_b, tmp_path, clock)
+    tl.gw = gw_b
+    await tl.to(10 * M)
+    assert [(t, c) for t, c, _a, _k in tl.sent()] == [(0, "hook")]  # nobody paged
+    (esc,) = await tl.entries(inc, "escalated")
+    assert esc["detail"]["targets"] == [
+        {"connector": "pager", "to": "person:bob", "params": {}, "person": None,
+         "reason": "not in the current config (people/teams)"}]

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
+
 from .. import escalation as esc
 from ..duration import format_duration
 from ..errors import Conflict
 from ..ids import new_id
 from .records import Resolver, TargetSpec
 from .tx import Tx
+
+log = structlog.get_logger("baton.escalation")
 
 
 def snapshot(inc: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,7 +78,13 @@ def notify_step(tx: Tx, incident_id: str, snap: dict[str, Any], step: esc.Step,
         target = TargetSpec.from_dict(raw)
         concrete = resolve(target, now)
         if not concrete:
-            shown.append({**target.to_dict(), "person": None})
+            # Nobody to tell: say why on the timeline instead of silently skipping.
+            kind = (target.to or "").partition(":")[0]
+            reason = ("nobody on call" if kind == "schedule"
+                      else "not in the current config (people/teams)")
+            log.warning("target resolved to nobody", target=target.to, reason=reason,
+                        incident_id=incident_id)
+            shown.append({**target.to_dict(), "person": None, "reason": reason})
         for t in concrete:
             enqueue(tx, incident_id, t, "trigger", now, discriminator)
             shown.append(t.to_dict())
