@@ -21,6 +21,7 @@ from baton.config import (
 )
 from baton.errors import ConfigError
 from baton.matcher import Matcher
+from baton.plugin import CONNECTOR_GROUP, discover
 from baton.schedule import Person
 from baton.secret import Secret
 
@@ -31,6 +32,9 @@ ENV = {
     "PROM_TOKEN_NEXT": "prom-secret-value-2",
     "HOOK_SECRET": "Bearer hook-secret-value",
 }
+
+# The message lists every registered connector type; that list grows with the plugins.
+KNOWN_CONNECTORS = ", ".join(sorted(discover(CONNECTOR_GROUP)))
 
 
 def problems_of(data: dict[str, Any], tmp_path: Path, environ: dict[str, str] | None = None
@@ -167,7 +171,7 @@ def test_broken_config_reports_every_problem_with_its_path() -> None:
         "sources.prom.auth.token: environment variable PROM_TOKEN_UNSET is not set",
         'sources.grafana.type: unknown source type "grafana" '
         "(known: alertmanager, generic, pagerduty-events)",
-        'connectors.pager.type: unknown connector type "foo" (known: webhook)',
+        f'connectors.pager.type: unknown connector type "foo" (known: {KNOWN_CONNECTORS})',
         "routes[1].matchers[0]: invalid matcher 'env=~\"(prod\"': invalid regular expression "
         "'(prod' for label 'env': missing ), unterminated subpattern at position 0",
         'routes[2].policy: unknown policy "pager"',
@@ -191,7 +195,7 @@ def test_unknown_connector_type(tmp_path: Path) -> None:
     data = minimal()
     data["connectors"]["pager"] = {"type": "foo", "routing_key": {"env": "PD_KEY"}}
     assert problems_of(data, tmp_path, {"PD_KEY": "x"}) == [
-        'connectors.pager.type: unknown connector type "foo" (known: webhook)']
+        f'connectors.pager.type: unknown connector type "foo" (known: {KNOWN_CONNECTORS})']
 
 
 def test_registered_type_without_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -1,0 +1,153 @@
+"""Opsgenie Alert API v2: one alert per incident, addressed by its alias.
+
+The alias is ``baton-<incident id>``. Opsgenie keeps at most one open alert per alias and
+folds a second create into it (its count goes up), so a retry after a lost response never
+opens a second page: that is the vendor's dedup, and ``update`` (escalated, new alert in
+the group) is the same create call. ``acknowledge``, ``resolve`` and ``note`` address the
+alert by alias (``identifierType=alias``), so they need nothing stored from the create.
+
+A ``note`` sends the incident's last timeline note when the document carries a timeline;
+the dispatcher may hand over an incident without one, and then the note says only that
+the incident was updated in Baton (the text is in the Baton timeline, not lost).
+
+Opsgenie answers 202 and processes requests asynchronously; a 202 is success here, and the
+external reference is the alias (there is no stable alert URL before processing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from baton import __version__
+from baton.errors import ConfigError
+from baton.model import ExternalRef, Notification, Outcome
+from baton.plugin import Connector, classify_status
+from baton.secret import Secret
+
+BASE_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
+PRIORITIES = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+MESSAGE_CHARS = 130
+DESCRIPTION_CHARS = 15000
+NOTE_CHARS = 25000
+GENERIC_NOTE = "Incident updated in Baton."
+_OPS = {"acknowledge": "acknowledge", "resolve": "close", "note": "notes"}
+_DETAIL_CHARS = 200
+_READ_BYTES = 1024  # enough for Opsgenie's short error JSON
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class OpsgenieConnector(Connector):
+    """One alert per incident, by alias; see ``schemas/connectors/opsgenie.schema.json``."""
+
+    type: ClassVar[str] = "opsgenie"
+    idempotent: ClassVar[bool] = True
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        super().__init__(name, config)
+        key: str | Secret = config["api_key"]
+        self._key = key.reveal() if isinstance(key, Secret) else key
+        base = config.get("url") or BASE_URLS[config.get("region", "us")]
+        url = URL(base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError([f"connectors.{name}.url: not an absolute http(s) URL"])
+        self.base_url = str(url).rstrip("/")
+        self._responders: list[dict[str, str]] = list(config.get("responders") or [])
+        self._tags: list[str] = list(config.get("tags") or [])
+
+    def alias(self, incident: Mapping[str, Any]) -> str:
+        return f"baton-{incident['id']}"
+
+    def endpoint(self, action: str, alias: str) -> str:
+        """The URL an action goes to; the alias is a path segment, so it is quoted."""
+        if action in ("trigger", "update"):
+            return f"{self.base_url}/v2/alerts"
+        return (f"{self.base_url}/v2/alerts/{quote(alias, safe='')}/{_OPS[action]}"
+                "?identifierType=alias")
+
+    def create_body(self, notification: Notification) -> dict[str, Any]:
+        inc = notification.incident
+        alerts = inc.get("alerts") or []
+        title = inc.get("title") or (alerts[0].get("summary") if alerts else "") or inc["key"]
+        lines = [f"- {a.get('summary', '')}" + (f": {a['description']}" if a.get(
+            "description") else "") for a in alerts]
+        details = {"incident_id": inc["id"], "key": inc.get("key"),
+                   "severity": inc.get("severity"),
+                   "escalation_level": (inc.get("escalation") or {}).get("level")}
+        target = notification.target or {}
+        if target.get("person"):
+            details["target_person"] = target["person"]
+        for kind, address in (target.get("contacts") or {}).items():
+            details[f"contact_{kind}"] = address
+        body: dict[str, Any] = {
+            "message": _clip(str(title), MESSAGE_CHARS),
+            "alias": self.alias(inc),
+            "description": _clip(f"Baton incident {inc['id']} ({inc.get('status')})\n"
+                                 + "\n".join(lines), DESCRIPTION_CHARS),
+            "priority": PRIORITIES.get(str(inc.get("severity")), "P3"),
+            "details": {k: str(v) for k, v in details.items() if v is not None},
+            "source": "baton",
+            "tags": [*self._tags, "baton"],
+        }
+        if inc.get("service"):
+            body["entity"] = str(inc["service"])
+        if self._responders:
+            body["responders"] = self._responders
+        return body
+
+    def action_body(self, notification: Notification) -> dict[str, Any]:
+        inc = notification.incident
+        if notification.action == "note":
+            notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
+            last = notes[-1] if notes else None
+            text = (last.get("detail") or {}).get("text") if last else None
+            user = last.get("actor") if last else None
+            return {"user": str(user or "baton"), "source": "baton",
+                    "note": _clip(str(text or GENERIC_NOTE), NOTE_CHARS)}
+        if notification.action == "acknowledge":
+            user, note = inc.get("acknowledged_by"), "Acknowledged in Baton."
+        else:
+            user, note = inc.get("resolved_by"), "Resolved in Baton."
+        return {"user": str(user or "baton"), "source": "baton", "note": note}
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
+        alias = self.alias(notification.incident)
+        creating = notification.action in ("trigger", "update")
+        body = self.create_body(notification) if creating else self.action_body(notification)
+        headers = {"Authorization": f"GenieKey {self._key}",  # revealed only for the wire
+                   "Content-Type": "application/json", "User-Agent": f"baton/{__version__}"}
+        url = self.endpoint(notification.action, alias)
+        # CancelledError (the dispatcher's timeout or shutdown) is not caught: it must
+        # propagate, or a hung vendor would wedge the worker.
+        try:
+            async with http.post(url, data=json.dumps(body).encode(), headers=headers,
+                                 allow_redirects=False) as resp:
+                text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
+                detail = f"HTTP {resp.status}"
+                try:  # Opsgenie's errors are {"message": ..., "errors": {...}}
+                    doc = json.loads(text)
+                    reason = " ".join(str(doc.get(k, "")) for k in ("message", "errors")
+                                      if doc.get(k)) if isinstance(doc, dict) else ""
+                except ValueError:
+                    reason = text
+                if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+                    detail += f": {reason}"
+                outcome = classify_status(resp.status, self._scrub(detail),
+                                          resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            message = f"{type(exc).__name__} calling Opsgenie at {self.base_url}: {exc}"
+            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+        if outcome.kind != "ok":
+            return outcome
+        return Outcome.ok(outcome.detail, outcome.status, ExternalRef(self.name, alias))

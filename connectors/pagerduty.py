@@ -1,0 +1,131 @@
+"""PagerDuty Events API v2: one page per incident, kept in step by ``dedup_key``.
+
+Every action POSTs one event to ``/v2/enqueue``. The ``dedup_key`` is ``baton-<incident
+id>``: the same on every retry and for every action, so PagerDuty itself folds a retried
+trigger into the open alert (no duplicate page), an ``update`` (escalation, a new alert in
+the group) re-triggers and so refreshes that alert, and acknowledge/resolve reach the alert
+the trigger opened. The Events API has no notes, so a ``note`` is answered ok without a call.
+
+The routing key travels in the JSON body, never in the URL; it is still scrubbed from any
+text we return, in case an error page or a library message echoes the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import aiohttp
+
+from baton import __version__
+from baton.errors import ConfigError
+from baton.model import ExternalRef, Notification, Outcome
+from baton.plugin import Connector, classify_status
+from baton.secret import Secret
+
+DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_SOURCE = "baton"
+USER_AGENT = f"baton/{__version__}"
+SUMMARY_CHARS = 1024  # the Events API rejects a longer payload.summary
+SEVERITIES = frozenset({"critical", "error", "warning", "info"})
+EVENT_ACTIONS = {"trigger": "trigger", "update": "trigger",
+                 "acknowledge": "acknowledge", "resolve": "resolve"}
+_DETAIL_CHARS = 200
+_READ_BYTES = 1024  # enough for the vendor's short error; never buffer a large page
+
+
+class PagerDutyConnector(Connector):
+    """Sends Events API v2 events; see ``schemas/connectors/pagerduty.schema.json``."""
+
+    type: ClassVar[str] = "pagerduty"
+    idempotent: ClassVar[bool] = True  # PagerDuty dedups on dedup_key
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        super().__init__(name, config)
+        key: str | Secret = config["routing_key"]
+        self._key = key.reveal() if isinstance(key, Secret) else key
+        if len(self._key) != 32:  # the message never quotes the value
+            raise ConfigError([f"connectors.{name}.routing_key: must be 32 characters "
+                               "(the Integration Key of an Events API v2 integration)"])
+        self._url: str = config.get("url") or DEFAULT_URL
+        self._source: str | None = config.get("source")
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***")
+
+    @staticmethod
+    def dedup_key(incident: Mapping[str, Any]) -> str:
+        return f"baton-{incident['id']}"
+
+    def _payload(self, notification: Notification) -> dict[str, Any]:
+        incident = notification.incident
+        alerts: list[Mapping[str, Any]] = list(incident.get("alerts") or [])
+        first: Mapping[str, Any] = alerts[0] if alerts else {}
+        labels: Mapping[str, str] = incident.get("labels") or {}
+        severity = incident.get("severity")
+        details: dict[str, Any] = {
+            "incident_id": incident["id"],
+            "key": incident.get("key"),
+            "labels": dict(labels),
+            "escalation_level": (incident.get("escalation") or {}).get("level"),
+        }
+        if person := notification.target.get("person"):
+            details["target"] = person
+        payload: dict[str, Any] = {
+            "summary": (incident.get("title") or incident["id"])[:SUMMARY_CHARS],
+            "source": self._source or first.get("resource") or DEFAULT_SOURCE,
+            "severity": severity if severity in SEVERITIES else "error",
+            "timestamp": incident.get("created_at"),
+            "component": first.get("component"),
+            "group": incident.get("service"),
+            "class": labels.get("alertname"),
+            "custom_details": details,
+        }
+        return {k: v for k, v in payload.items() if v is not None}
+
+    def _event(self, notification: Notification, event_action: str) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "routing_key": self._key,
+            "event_action": event_action,
+            "dedup_key": self.dedup_key(notification.incident),
+        }
+        if event_action == "trigger":
+            # acknowledge/resolve need only the key; PagerDuty ignores a payload on them.
+            event["payload"] = self._payload(notification)
+            event["client"] = "Baton"
+            links = [{"href": link["href"], "text": link.get("text") or link["href"]}
+                     for alert in notification.incident.get("alerts") or []
+                     for link in alert.get("links") or [] if link.get("href")]
+            if links:
+                event["links"] = links
+        return event
+
+    async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
+        event_action = EVENT_ACTIONS.get(notification.action)
+        if event_action is None:
+            return Outcome.ok("PagerDuty Events API has no notes; skipped")
+        dedup_key = self.dedup_key(notification.incident)
+        body = json.dumps(self._event(notification, event_action), ensure_ascii=False)
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        # Only connection-level failures are caught: CancelledError (the dispatcher's
+        # timeout or shutdown) must propagate, or a hung vendor would wedge the worker.
+        try:
+            async with http.post(self._url, data=body.encode(), headers=headers,
+                                 allow_redirects=False) as resp:
+                text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
+                detail = f"HTTP {resp.status} {event_action} {dedup_key}"
+                if not 200 <= resp.status < 300 and (reason := " ".join(text.split())):
+                    detail += f": {reason[:_DETAIL_CHARS]}"
+                outcome = classify_status(
+                    resp.status, self._scrub(detail), resp.headers.get("Retry-After"))
+        except aiohttp.InvalidURL:
+            return Outcome.permanent(f"invalid URL {self._url}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # OSError covers refused/unreachable; TimeoutError a session-level timeout.
+            message = f"{type(exc).__name__} posting to {self._url}: {exc}"
+            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+        if outcome.kind != "ok":
+            return outcome
+        return dataclasses.replace(outcome, external_ref=ExternalRef(self.name, dedup_key))
