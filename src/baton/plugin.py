@@ -10,13 +10,14 @@ from __future__ import annotations
 import email.utils
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import aiohttp
 
-from .model import Alert, Notification, Outcome
+from .model import Alert, ExternalRef, Notification, Outcome
 
 SOURCE_GROUP = "baton.sources"
 CONNECTOR_GROUP = "baton.connectors"
@@ -47,6 +48,28 @@ class Source(ABC):
         return {}
 
 
+CallbackAction = Literal["acknowledge", "resolve", "note"]
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    """Something a human did on the vendor's side, as a connector understood it.
+
+    The incident is found by ``incident_id`` when the vendor echoes Baton's own id (an
+    alias, a dedup key, a button value), else by ``external_id`` among the external
+    references this connector recorded. ``event_id`` is the vendor's id for this event
+    (a webhook id, a journal id): the core applies each (connector, event_id) once, so a
+    replayed request changes nothing twice.
+    """
+
+    action: CallbackAction
+    event_id: str
+    actor: str
+    incident_id: str | None = None
+    external_id: str | None = None
+    text: str | None = None  # the note's text, for ``note``
+
+
 class Connector(ABC):
     """An outbound adapter: one vendor call per attempt, classified.
 
@@ -67,6 +90,31 @@ class Connector(ABC):
     @abstractmethod
     async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
         """Perform ``notification.action`` at the vendor, once."""
+
+    # Whether ``callback`` is implemented: ``POST /v1/callbacks/{name}`` answers 404 else.
+    accepts_callbacks: ClassVar[bool] = False
+    # Whether ``sync`` is implemented: the core polls it for vendors without webhooks.
+    polls: ClassVar[bool] = False
+
+    def callback(self, body: bytes, headers: Mapping[str, str],
+                 now: float) -> list[CallbackEvent]:
+        """Verify an inbound request the vendor's way and say what it means.
+
+        Pure: no I/O. ``now`` (epoch seconds, the gateway's clock) is for signature time
+        windows. A bad, missing or stale signature raises ``baton.errors.AuthError``
+        (401); a body of the wrong shape raises ``baton.errors.PayloadError`` (400).
+        Events Baton itself caused (its own comment echoed back, a change made by its
+        own integration user) are left out here: this is the first half of loop
+        prevention; the core's idempotent state changes are the second.
+        """
+        raise NotImplementedError
+
+    async def sync(self, refs: Sequence[ExternalRef],
+                   http: aiohttp.ClientSession) -> list[CallbackEvent]:
+        """Poll the vendor for the given references (tickets of open incidents) and say
+        what changed there, for vendors that cannot call back. One bounded batch per
+        call; errors raise (the core logs them and tries again next round)."""
+        raise NotImplementedError
 
 
 def discover(group: str) -> dict[str, Any]:

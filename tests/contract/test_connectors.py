@@ -176,12 +176,17 @@ async def test_trigger_then_resolve(rig: Rig) -> None:
 
 
 async def test_retry_carries_the_same_idempotency_key(rig: Rig) -> None:
+    """A retried trigger reaches the vendor under the same keys (the vendor folds it into
+    the first: PagerDuty's dedup_key, a webhook receiver's Idempotency-Key), or the
+    connector finds what the first attempt created and creates nothing (a ticket marker).
+    Either way the vendor holds one thing, and both answers name the same reference."""
     first = rig.notification("trigger")
     retry = dataclasses.replace(first, attempt=2)
-    assert (await rig.send(first)).kind == "ok"
-    assert (await rig.send(retry)).kind == "ok"
+    one, two = await rig.send(first), await rig.send(retry)
+    assert one.kind == two.kind == "ok", (one, two)
+    assert one.external_ref == two.external_ref
     keys = [a.keys for a in rig.state.accepted]
-    assert len(keys) == 2 and keys[0] == keys[1] and all(keys[0])
+    assert len(keys) in (1, 2) and all(k == keys[0] for k in keys) and all(keys[0])
 
 
 @pytest.mark.parametrize(("status", "kind"), STATUS_TABLE)
