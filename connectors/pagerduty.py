@@ -8,6 +8,15 @@ the trigger opened. The Events API has no notes, so a ``note`` is answered ok wi
 
 The routing key travels in the JSON body, never in the URL; it is still scrubbed from any
 text we return, in case an error page or a library message echoes the request.
+
+Callbacks: a PagerDuty Generic Webhook (v3) subscription pointed at
+``/v1/callbacks/<name>`` reports incident.acknowledged, incident.resolved and
+incident.annotated. Each request is signed in ``X-PagerDuty-Signature`` (``v1=<hex
+HMAC-SHA256 of the raw body>``, several comma-separated while PagerDuty rotates the
+secret); any configured secret matching any signature verifies it. The incident is the one
+whose dedup key (``incident_key`` there) is ``baton-<id>``; other PagerDuty incidents are
+ignored. Changes made through an integration (Baton's own events come back this way) are
+skipped, so an acknowledge Baton sent is not heard back as a human's.
 """
 
 from __future__ import annotations
@@ -20,10 +29,12 @@ from typing import Any, ClassVar
 import aiohttp
 
 from baton import __version__
-from baton.errors import ConfigError
+from baton.errors import ConfigError, PayloadError
 from baton.model import ExternalRef, Notification, Outcome
-from baton.plugin import Connector, classify_status
+from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
+
+from . import _callback
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_SOURCE = "baton"
@@ -34,6 +45,12 @@ EVENT_ACTIONS = {"trigger": "trigger", "update": "trigger",
                  "acknowledge": "acknowledge", "resolve": "resolve"}
 _DETAIL_CHARS = 200
 _READ_BYTES = 1024  # enough for the vendor's short error; never buffer a large page
+_CHALLENGE = 'PagerDuty-Signature realm="baton"'
+_WEBHOOK_ACTIONS = {"incident.acknowledged": "acknowledge", "incident.resolved": "resolve",
+                    "incident.annotated": "note"}
+# Agents that are integrations rather than people: Events API changes, Baton's included.
+_INTEGRATION_AGENTS = ("service_reference", "integration_reference",
+                       "inbound_integration_reference", "events_api_v2_inbound_integration")
 
 
 class PagerDutyConnector(Connector):
@@ -51,6 +68,41 @@ class PagerDutyConnector(Connector):
                                "(the Integration Key of an Events API v2 integration)"])
         self._url: str = config.get("url") or DEFAULT_URL
         self._source: str | None = config.get("source")
+        self._webhook_secrets = _callback.reveal_all(config.get("webhook_secrets"))
+
+    @property
+    def accepts_callbacks(self) -> bool:  # type: ignore[override]
+        return bool(self._webhook_secrets)
+
+    def callback(self, body: bytes, headers: Mapping[str, str],
+                 now: float) -> list[CallbackEvent]:
+        header = headers.get("X-PagerDuty-Signature", "")
+        candidates = [part.strip()[3:] for part in header.split(",")
+                      if part.strip().startswith("v1=")]
+        _callback.require(bool(candidates), "missing X-PagerDuty-Signature", _CHALLENGE)
+        _callback.require(
+            _callback.any_signature_matches(self._webhook_secrets, body, candidates),
+            "X-PagerDuty-Signature does not match the body", _CHALLENGE)
+        event = _callback.json_object(body).get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("event_type"), str) \
+                or not isinstance(event.get("id"), str) \
+                or not isinstance(event.get("data"), dict):
+            raise PayloadError("not a PagerDuty v3 webhook: event.id, event.event_type "
+                               "and event.data are required", ["event"])
+        action = _WEBHOOK_ACTIONS.get(event["event_type"])
+        agent: dict[str, Any] = event["agent"] if isinstance(event.get("agent"), dict) else {}
+        if action is None or str(agent.get("type", "")) in _INTEGRATION_AGENTS:
+            return []
+        data = event["data"]
+        incident = data.get("incident") if action == "note" else data
+        key = incident.get("incident_key") if isinstance(incident, dict) else None
+        if not isinstance(key, str) or not key.startswith("baton-"):
+            return []  # not an incident Baton opened
+        actor = str(agent.get("summary") or agent.get("id") or "someone")
+        text = data.get("content") if action == "note" else None
+        return [CallbackEvent(action, event["id"], f"{actor} (pagerduty)",  # type: ignore[arg-type]
+                              incident_id=key.removeprefix("baton-"),
+                              text=str(text) if text is not None else None)]
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***")

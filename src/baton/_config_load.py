@@ -40,7 +40,7 @@ from .timeinterval import parse_time_intervals
 
 SOURCE_KEYS = frozenset({"type", "auth", "labels", "max_body_bytes"})
 CONNECTOR_KEYS = frozenset({"type", "timeout", "max_attempts", "max_age", "concurrency",
-                            "backoff", "max_retry_after"})
+                            "backoff", "max_retry_after", "rate_limit", "sync_interval"})
 # ``to: <kind>:<id>`` kinds checked against the section that defines them.
 RECIPIENT_SECTIONS = {"person": "people", "team": "teams", "schedule": "schedules"}
 
@@ -199,7 +199,17 @@ def _connector(ctx: Checker, name: str, block: dict[str, Any]) -> ConnectorConfi
         max_age=ctx.duration(block, "max_age", path, 86400.0, positive=True),
         concurrency=_opt(block, "concurrency", int, 16),
         backoff_initial=initial, backoff_max=maximum,
-        max_retry_after=ctx.duration(block, "max_retry_after", path, 600.0))
+        max_retry_after=ctx.duration(block, "max_retry_after", path, 600.0),
+        rate_limit=_rate_limit(ctx, block, path),
+        sync_interval=ctx.duration(block, "sync_interval", path, 60.0, positive=True))
+
+
+def _rate_limit(ctx: Checker, block: dict[str, Any], path: str) -> tuple[int, float] | None:
+    raw = block.get("rate_limit")
+    if not isinstance(raw, dict) or not isinstance(raw.get("count"), int):
+        return None  # absent, or already reported by the schema
+    per = ctx.duration(raw, "per", f"{path}.rate_limit", 60.0, positive=True)
+    return raw["count"], per
 
 
 def _target(ctx: Checker, raw: Any, path: str, data: dict[str, Any]) -> Target | None:

@@ -17,8 +17,8 @@ import structlog
 from aiohttp import web
 
 from . import __version__
+from .api import callbacks, manage, ops, schedules, silences, state
 from .api import ingest as ingest_api
-from .api import manage, ops, schedules, silences, state
 from .api.problem import Handler, problem_middleware
 from .backoff import RetryPolicy
 from .clock import Clock, SystemClock
@@ -29,6 +29,7 @@ from .metrics import Metrics
 from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
 from .store import Store, open_store
 from .store.suppression import Suppressor
+from .sync import Syncer
 from .targets import make_resolver
 
 log = structlog.get_logger("baton.app")
@@ -45,7 +46,8 @@ def build_lanes(config: Config) -> dict[str, Lane]:
         connector: Connector = load(CONNECTOR_GROUP, c.type)(name, c.options)
         lanes[name] = Lane(connector=connector, timeout=c.timeout, concurrency=c.concurrency,
                            retry=RetryPolicy(c.max_attempts, c.max_age, c.backoff_initial,
-                                             c.backoff_max, c.max_retry_after))
+                                             c.backoff_max, c.max_retry_after),
+                           rate_limit=c.rate_limit)
     return lanes
 
 
@@ -66,6 +68,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     dispatcher = Dispatcher(store, build_lanes(config), clock, metrics,
                             poll_interval=config.dispatch.poll_interval,
                             lease=config.dispatch.lease)
+    syncer = Syncer(store, dispatcher.lanes,
+                    {n: c.sync_interval for n, c in config.connectors.items()}, clock, metrics)
     store.on_enqueue = dispatcher.wake
     store.resolver = make_resolver(config)
     store.suppressor = Suppressor(config.inhibit_rules)
@@ -78,6 +82,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     app[state.METRICS] = metrics
     app[state.PIPELINE] = pipeline
     app[state.DISPATCHER] = dispatcher
+    app[state.SYNCER] = syncer
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store.open()
@@ -86,10 +91,14 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
             log.info("took back deliveries claimed before a restart", count=recovered)
         async with aiohttp.ClientSession(
                 headers={"User-Agent": f"baton/{__version__}"}) as http:
-            dispatcher.http = http
-            task = None
+            dispatcher.http = syncer.http = http
+            tasks = []
+            stop_syncing = asyncio.Event()
             if run_dispatcher:
-                task = asyncio.create_task(dispatcher.run(), name="baton-dispatcher")
+                tasks.append(asyncio.create_task(dispatcher.run(), name="baton-dispatcher"))
+                if syncer.lanes:
+                    tasks.append(asyncio.create_task(syncer.run(stop_syncing),
+                                                     name="baton-sync"))
             log.info("baton started", sources=sorted(config.sources),
                      connectors=sorted(config.connectors))
             try:
@@ -99,8 +108,9 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                 # given again to deliveries in flight.
                 deadline = shutdown_deadline[0] if shutdown_deadline else (
                     time.monotonic() + config.server.shutdown_grace)
+                stop_syncing.set()
                 await dispatcher.stop(max(0.0, deadline - time.monotonic()))
-                if task is not None:
+                for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
@@ -130,6 +140,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_get("/v1/deliveries", manage.list_deliveries)
     r.add_post("/v1/deliveries/{id}/retry", manage.retry_delivery)
     r.add_get("/v1/schedules/{name}/oncall", schedules.oncall)
+    r.add_post("/v1/callbacks/{connector}", callbacks.callback)
     r.add_get("/healthz", ops.healthz)
     r.add_get("/readyz", ops.readyz)
     r.add_get("/metrics", ops.metrics)

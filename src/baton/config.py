@@ -87,6 +87,9 @@ class ConnectorConfig:
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
     max_retry_after: float = 600.0
+    # At most ``count`` attempts per ``per`` seconds (per replica), or no limit.
+    rate_limit: tuple[int, float] | None = None
+    sync_interval: float = 60.0  # how often a polling connector looks at its tickets
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,9 +40,24 @@ class Lane:
     retry: RetryPolicy
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    # (count, per seconds): the vendor's rate limit, kept here rather than by sleeping in
+    # the connector, so deliveries over it wait in storage and hold no slot.
+    rate_limit: tuple[int, float] | None = None
     inflight: set[str] = field(default_factory=set)
     failures: int = 0  # consecutive retryable failures
     open_until: float = 0.0
+    started: deque[float] = field(default_factory=deque)  # attempt starts in the window
+
+    def allowance(self, now: float) -> tuple[int, float | None]:
+        """Attempts the rate limit allows now (a sliding window: never more than ``count``
+        starts in any ``per`` seconds), and when the next one will be allowed if none is."""
+        if self.rate_limit is None:
+            return 1 << 30, None
+        count, per = self.rate_limit
+        while self.started and self.started[0] <= now - per:
+            self.started.popleft()
+        free = count - len(self.started)
+        return (free, None) if free > 0 else (0, self.started[0] + per)
 
 
 class Dispatcher:
@@ -61,6 +77,7 @@ class Dispatcher:
         self._stopping = False
         self._timers_checked = float("-inf")
         self._next_timer: float | None = None
+        self._next_rate: float | None = None  # when a rate-limited lane may send again
 
     def wake(self) -> None:
         self._wake.set()
@@ -90,8 +107,9 @@ class Dispatcher:
 
     def _sleep(self) -> float:
         wait = self.poll_interval
-        if self._next_timer is not None:
-            wait = min(wait, max(0.0, self._next_timer - self.clock.now()))
+        for due in (self._next_timer, self._next_rate):
+            if due is not None:
+                wait = min(wait, max(0.0, due - self.clock.now()))
         return wait
 
     async def fire_timers(self) -> int:
@@ -110,6 +128,7 @@ class Dispatcher:
             await self.fire_timers()
         now = self.clock.now()
         started = 0
+        self._next_rate = None
         for name, lane in self.lanes.items():
             if self._stopping:
                 break
@@ -119,6 +138,10 @@ class Dispatcher:
             # it is in flight (it counts in ``inflight``) no second one starts.
             free = (1 if lane.failures >= lane.breaker_threshold else lane.concurrency
                     ) - len(lane.inflight)
+            allowed, next_allowed = lane.allowance(now)
+            if next_allowed is not None:
+                self._next_rate = min(self._next_rate or next_allowed, next_allowed)
+            free = min(free, allowed)
             if free <= 0:
                 continue
             # The lease must outlive an attempt, or a slow attempt could be claimed again
@@ -126,6 +149,8 @@ class Dispatcher:
             lease = max(self.lease, lane.timeout * 2 + 5)
             for claimed in await self.store.claim(name, free, now, lease, self.worker):
                 lane.inflight.add(claimed.id)
+                if lane.rate_limit is not None:
+                    lane.started.append(now)
                 task = asyncio.create_task(self._attempt(lane, claimed))
                 self._tasks[claimed.id] = task
                 task.add_done_callback(self._forget(claimed.id))
@@ -172,7 +197,7 @@ class Dispatcher:
         assert self.http is not None, "dispatcher started without an HTTP session"
         try:
             incident = (d.incident if d.incident is not None
-                        else await self.store.notification_incident(d.incident_id))
+                        else await self.store.notification_incident(d))
             note = Notification(delivery_id=d.id, connector=d.connector,
                                 action=d.action,  # type: ignore[arg-type]
                                 idempotency_key=d.idempotency_key, attempt=d.attempts,

@@ -36,5 +36,14 @@ class Metrics:
                                   "1 while a connector's circuit breaker is open.",
                                   ["connector"], registry=r)
 
+        self.callbacks = Counter("baton_callbacks",
+                                 "Inbound vendor events by result: applied, unchanged (the "
+                                 "incident was already in that state), replayed, unknown "
+                                 "(no such incident), auth and payload (request refused).",
+                                 ["connector", "result"], registry=r)
+        self.syncs = Counter("baton_sync_rounds",
+                             "Polling rounds of connectors without callbacks, by result.",
+                             ["connector", "result"], registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

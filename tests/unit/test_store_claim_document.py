@@ -44,7 +44,7 @@ async def test_a_claim_carries_the_document_a_separate_read_gives(store: Store) 
     claimed = await store.claim("y", 10, T0 + 2, 60, "w")
     assert len(claimed) == 2
     for c in claimed:
-        expected = await store.notification_incident(c.incident_id)
+        expected = await store.notification_incident(c)
         assert c.incident == expected
         assert c.incident is not None and list(c.incident) == list(expected)  # key order
     grouped = next(c.incident for c in claimed if c.incident_id == g)
@@ -64,4 +64,4 @@ async def test_a_broken_document_leaves_only_its_own_delivery_without_one(
     await store.engine.write(corrupt)
     claimed = {c.incident_id: c for c in await store.claim("x", 10, T0, 60, "w")}
     assert claimed[bad].incident is None  # the dispatcher reads it itself, and fails alone
-    assert claimed[good].incident == await store.notification_incident(good)
+    assert claimed[good].incident == await store.notification_incident(claimed[good])

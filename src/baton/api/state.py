@@ -10,6 +10,7 @@ from ..dispatch import Dispatcher
 from ..ingest import Pipeline
 from ..metrics import Metrics
 from ..store import Store
+from ..sync import Syncer
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
@@ -17,3 +18,4 @@ CLOCK = web.AppKey("clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SYNCER = web.AppKey("syncer", Syncer)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..errors import ConfigError, NotFound
+from ..plugin import CallbackEvent
+from . import callbacks as _cb
 from . import deliveries as _d
 from . import escalations as _e
 from . import incidents as _i
@@ -160,7 +162,7 @@ class Store:
 
         def op(tx: Tx) -> list[ClaimedDelivery]:
             claimed = _d.claim(tx, connector, limit, now, lease, worker, skip)
-            return [dataclasses.replace(c, incident=_notification_doc(tx, c.incident_id))
+            return [dataclasses.replace(c, incident=_notification_doc(tx, c))
                     for c in claimed]
 
         return await self._write_plain(op)
@@ -208,19 +210,37 @@ class Store:
     async def next_due(self) -> float | None:
         return await self.engine.read(_d.next_due)
 
-    async def notification_incident(self, incident_id: str) -> dict[str, Any]:
-        """The incident document a connector is sent: alerts, no timeline or ledger."""
-        return await self.get_incident(incident_id, alerts=True, deliveries=False,
-                                       timeline=False)
+    async def notification_incident(self, c: ClaimedDelivery) -> dict[str, Any]:
+        """The incident document a connector is sent: alerts, no ledger, and for a note
+        the one note it is about as its timeline."""
+        doc = await self.engine.read(lambda tx: _notification_doc(tx, c))
+        if doc is None:
+            raise NotFound(f"incident {c.incident_id} not found")
+        return doc
+
+    # --- callbacks -------------------------------------------------------------------
+    async def apply_callbacks(self, connector: str, events: Sequence[CallbackEvent],
+                              now: float) -> dict[str, Any]:
+        result = await self._write(lambda tx: _cb.apply(tx, connector, events, now))
+        return result.to_dict()
+
+    async def open_refs(self, connector: str, after: str = "",
+                        limit: int = 100) -> list[dict[str, Any]]:
+        return await self.engine.read(lambda tx: _cb.open_refs(tx, connector, after, limit))
 
 
-def _notification_doc(tx: Tx, incident_id: str) -> dict[str, Any] | None:
+def _notification_doc(tx: Tx, c: ClaimedDelivery) -> dict[str, Any] | None:
     """``notification_incident`` inside a claim. A document that cannot be built (a broken
     row) must not fail the claim of the whole batch: None lets that one delivery read it
     itself and fail alone, as it would have without this shortcut."""
     try:
-        return _v.get_incident(tx, incident_id, alerts=True, deliveries=False,
-                               timeline=False)
+        doc = _v.get_incident(tx, c.incident_id, alerts=True, deliveries=False,
+                              timeline=False)
+        if doc is not None and c.action == "note":
+            # The note's id is the key's last part (see ``incidents.add_note``).
+            doc["timeline"] = _v.note_entries(tx, c.incident_id,
+                                              c.idempotency_key.rsplit("/", 1)[-1])
+        return doc
     except (ValueError, TypeError, KeyError):  # bad stored JSON; storage errors propagate
         return None
 

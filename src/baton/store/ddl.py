@@ -135,6 +135,17 @@ CREATE TABLE IF NOT EXISTS external_refs (
   url TEXT,
   PRIMARY KEY (incident_id, connector)
 );
+CREATE INDEX IF NOT EXISTS external_refs_by_ref ON external_refs (connector, ref_id);
+-- Inbound callback events already applied, by the vendor's event id: a replayed or
+-- redelivered callback finds its row and changes nothing a second time.
+CREATE TABLE IF NOT EXISTS callback_events (
+  connector TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  received_at {float} NOT NULL,
+  incident_id TEXT,
+  result TEXT NOT NULL,
+  PRIMARY KEY (connector, event_id)
+);
 """
 
 

@@ -70,9 +70,12 @@ def notified_targets(tx: Tx, incident_id: str) -> list[TargetSpec]:
     return list(seen.values())
 
 
-def _fan_out(tx: Tx, incident_id: str, action: str, now: float, discriminator: str = "") -> int:
+def _fan_out(tx: Tx, incident_id: str, action: str, now: float, discriminator: str = "",
+             origin: str | None = None) -> int:
+    """Tell every notified target, except the connector the change came from: it knows
+    already, and telling it would echo the change back (a callback loop)."""
     return sum(enqueue(tx, incident_id, t, action, now, discriminator)
-               for t in notified_targets(tx, incident_id))
+               for t in notified_targets(tx, incident_id) if t.connector != origin)
 
 
 def _open_incident(tx: Tx, ra: RoutedAlert, now: float, resolve: Resolver,
@@ -203,13 +206,14 @@ def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> st
     return "resolved"
 
 
-def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, Any]) -> None:
+def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, Any],
+           origin: str | None = None) -> None:
     _e.cancel(tx, incident_id)
     tx.run("UPDATE incidents SET status = 'resolved', open_key = NULL, resolved_at = ?, "
            "resolved_by = ?, updated_at = ?, next_at = NULL WHERE id = ?",
            (now, actor, now, incident_id))
     tx.timeline(incident_id, now, "resolved", actor, detail)
-    _fan_out(tx, incident_id, "resolve", now)
+    _fan_out(tx, incident_id, "resolve", now, origin=origin)
 
 
 def _holding(tx: Tx, a: Alert) -> list[dict[str, Any]]:
@@ -272,17 +276,19 @@ def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
                         counts["deduplicated"], counts["resolved"], tx.enqueued)
 
 
-def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> None:
+def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float,
+                 detail: dict[str, Any] | None = None, origin: str | None = None) -> None:
     tx.run("UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?, "
            "acknowledged_by = ?, updated_at = ? WHERE id = ?", (now, by, now, incident_id))
-    tx.timeline(incident_id, now, "acknowledged", by, {"note": note} if note else {})
+    tx.timeline(incident_id, now, "acknowledged", by,
+                {**(detail or {}), **({"note": note} if note else {})})
     _e.on_acknowledged(tx, _row(tx, incident_id), now)
     # An incident can be acknowledged again after an unacknowledge or a lapse; each time
     # is news for the connectors, so later ones get their own idempotency key.
     n = tx.one("SELECT COUNT(*) AS n FROM timeline WHERE incident_id = ? "
                "AND type = 'acknowledged'", (incident_id,))
     count = int(n["n"]) if n else 1
-    _fan_out(tx, incident_id, "acknowledge", now, "" if count == 1 else str(count))
+    _fan_out(tx, incident_id, "acknowledge", now, "" if count == 1 else str(count), origin)
 
 
 def _row(tx: Tx, incident_id: str) -> dict[str, Any]:
@@ -323,9 +329,11 @@ def resolve(tx: Tx, incident_id: str, by: str, note: str | None, now: float) -> 
     _close(tx, incident_id, by, now, {"note": note} if note else {})
 
 
-def add_note(tx: Tx, incident_id: str, by: str, text: str, now: float) -> None:
+def add_note(tx: Tx, incident_id: str, by: str, text: str, now: float,
+             detail: dict[str, Any] | None = None, origin: str | None = None) -> None:
     _row(tx, incident_id)
     note_id = new_id(now)
-    tx.timeline(incident_id, now, "note", by, {"text": text, "note_id": note_id})
+    tx.timeline(incident_id, now, "note", by,
+                {**(detail or {}), "text": text, "note_id": note_id})
     tx.run("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
-    _fan_out(tx, incident_id, "note", now, discriminator=note_id)
+    _fan_out(tx, incident_id, "note", now, discriminator=note_id, origin=origin)

@@ -66,6 +66,19 @@ def incident_doc(tx: Tx, row: dict[str, Any], *, alerts: bool = True,
     return doc
 
 
+def note_entries(tx: Tx, incident_id: str, note_id: str) -> list[dict[str, Any]]:
+    """The timeline entry of one note, as a one-entry timeline: what a ``note`` delivery
+    carries, so the connector sends that note (the last note may be a later one)."""
+    out = []
+    for r in tx.all("SELECT at, type, actor, detail FROM timeline WHERE incident_id = ? "
+                    "AND type = 'note' ORDER BY id", (incident_id,)):
+        detail = json.loads(r["detail"])
+        if detail.get("note_id") == note_id:
+            out.append({"at": ts(r["at"]), "type": "note", "actor": r["actor"],
+                        "detail": detail})
+    return out
+
+
 def get_incident(tx: Tx, incident_id: str, **parts: bool) -> dict[str, Any] | None:
     row = tx.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
     return incident_doc(tx, row, **parts) if row else None
