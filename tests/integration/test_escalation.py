@@ -18,6 +18,7 @@ from helpers import (
     PROBLEM,
     ClientFactory,
     Gateway,
+    Received,
     Sink,
     alert,
     config_dict,
@@ -125,11 +126,17 @@ class Timeline:
         if now < until:
             await self.to(until)
 
-    def sent(self, since: int = 0) -> list[tuple[float, str, str, str]]:
+    def sent(self, since: int = 0, updates: bool = False) -> list[tuple[float, str, str, str]]:
         """(seconds after t0, connector, action, idempotency key) of each request (the key
-        as the body carries it; the header percent-encodes the "." of ``L2.0``)."""
+        as the body carries it; the header percent-encodes the "." of ``L2.0``). The
+        ``update`` an escalation sends to those already told is left out unless asked
+        for: these tests are about who is paged when (see the update test)."""
         return [(r.at - self.t0, r.connector, r.action,
-                 r.doc["notification"]["idempotency_key"]) for r in self.sink.received[since:]]
+                 r.doc["notification"]["idempotency_key"]) for r in self.received(updates)
+                ][since:]
+
+    def received(self, updates: bool = False) -> list[Received]:
+        return [r for r in self.sink.received if updates or r.action != "update"]
 
     def at(self, offset: float) -> str | None:
         return ts(self.t0 + offset)
@@ -232,7 +239,7 @@ async def test_incidents_escalate_independently(
     second = await tl.open("b")
     await tl.walk(15 * M)
     assert [(t, i, c) for (t, c, _a, _k), i in
-            zip(tl.sent(), [r.incident_id for r in receiver.received], strict=True)] == [
+            zip(tl.sent(), [r.incident_id for r in tl.received()], strict=True)] == [
         (0, first, "hook"), (240, second, "hook"), (600, first, "pager"),
         (840, second, "pager"), (900, first, "hook")]
 
@@ -718,7 +725,7 @@ async def test_a_config_reload_does_not_change_a_running_escalation(
     new = await tl.open("new")
     await tl.walk(15 * M, every=30)
     sent = [(t, r.incident_id, c, k) for (t, c, _a, k), r in
-            zip(tl.sent(), receiver.received, strict=True)]
+            zip(tl.sent(), tl.received(), strict=True)]
     assert sent == [
         (0, old, "hook", key(old, "hook", "trigger")),
         (30, new, "hook", key(new, "hook", "trigger")),
@@ -826,3 +833,44 @@ async def test_a_person_gone_from_the_config_is_shown_not_silently_skipped(
     assert esc["detail"]["targets"] == [
         {"connector": "pager", "to": "person:bob", "params": {}, "person": None,
          "reason": "not in the current config (people/teams)"}]
+
+
+# --- updates to those already told -------------------------------------------------------
+
+async def test_an_escalation_updates_those_already_told_before_the_next_level(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    gw = await gateway(aiohttp_client, esc_config(tmp_path, receiver.url), tmp_path, clock)
+    tl = Timeline(gw, receiver)
+    inc = await tl.open()
+    await tl.to(10 * M)
+    assert tl.sent(updates=True) == [
+        (0, "hook", "trigger", key(inc, "hook", "trigger")),
+        (600, "hook", "update", key(inc, "hook", "update", "L2.0")),
+        (600, "pager", "trigger", key(inc, "pager", "trigger", "person:bob", "L2.0"))]
+    update = next(r for r in receiver.received if r.action == "update")
+    assert update.doc["escalation"]["level"] == 2  # the document says what changed
+    # The wrap-around to level 1 updates both connectors told so far, once each.
+    await tl.to(15 * M)
+    assert sorted(s for s in tl.sent(3, updates=True) if s[2] == "update") == [
+        (900, "hook", "update", key(inc, "hook", "update", "L1.1")),
+        (900, "pager", "update", key(inc, "pager", "update", "person:bob", "L1.1"))]
+
+
+async def test_a_new_alert_in_the_group_updates_once_but_not_with_the_first(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    data = esc_config(tmp_path, receiver.url)
+    data["routes"][0]["group_by"] = ["service"]
+    gw = await gateway(aiohttp_client, data, tmp_path, clock)
+    tl = Timeline(gw, receiver)
+    first = await gw.ingest([alert("a", service="db"), alert("b", service="db")])
+    await tl.settle()
+    inc = first["incidents"][0]
+    assert [s[2] for s in tl.sent(updates=True)] == ["trigger"]  # b came with a
+    clock.advance(30)
+    await gw.ingest(alert("c", service="db"))
+    await gw.ingest(alert("c", service="db"))  # a repeat is no news
+    await tl.settle()
+    assert tl.sent(1, updates=True) == [
+        (30, "hook", "update", key(inc, "hook", "update", "alert", "app", "c"))]

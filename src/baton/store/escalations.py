@@ -105,6 +105,10 @@ def escalate(tx: Tx, inc: dict[str, Any], now: float, actor: str, reason: str,
     if nxt is None:
         raise Conflict(f"incident {inc['id']} is at the last level of policy "
                        f"{snap.get('name')!r} and has no repeat left")
+    # Those already told hear that it escalated (a journal note on the ticket, a refreshed
+    # page), before the new level's triggers, so each connector sees it in that order.
+    from .incidents import _fan_out  # incidents imports this module
+    _fan_out(tx, inc["id"], "update", now, _step_tag(nxt))
     targets = notify_step(tx, inc["id"], snap, nxt, now, resolve, _step_tag(nxt))
     detail: dict[str, Any] = {"from": {"level": current.level, "loop": current.loop},
                               "to": {"level": nxt.level, "loop": nxt.loop},

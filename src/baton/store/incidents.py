@@ -195,6 +195,10 @@ def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> st
     if a.status == "firing":
         kind = "deduplicated" if existing is not None else "received"
         tx.timeline(incident_id, now, kind, actor, detail)
+        if existing is None and _opened_before(tx, incident_id, now):
+            # A new alert in the group: its tickets and pages change. Not for alerts
+            # that arrive with the one that opened it: the trigger carries them.
+            _fan_out(tx, incident_id, "update", now, f"alert/{a.source_name}/{a.dedup_key}")
         return "deduplicated" if existing is not None else "grouped"
     still = tx.one("SELECT COUNT(*) AS n FROM alerts WHERE incident_id = ? AND "
                    "status = 'firing'", (incident_id,))
@@ -204,6 +208,11 @@ def _update_open(tx: Tx, inc: dict[str, Any], ra: RoutedAlert, now: float) -> st
         return "partially_resolved"
     _close(tx, incident_id, actor, now, {"reason": "all alerts resolved"})
     return "resolved"
+
+
+def _opened_before(tx: Tx, incident_id: str, now: float) -> bool:
+    row = tx.one("SELECT created_at FROM incidents WHERE id = ?", (incident_id,))
+    return row is not None and float(row["created_at"]) < now
 
 
 def _close(tx: Tx, incident_id: str, actor: str, now: float, detail: dict[str, Any],
