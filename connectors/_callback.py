@@ -38,6 +38,14 @@ def any_signature_matches(secrets: Sequence[bytes], message: bytes,
     return found
 
 
+def any_token_matches(tokens: Sequence[bytes], given: str) -> bool:
+    """Whether ``given`` is one of the configured tokens, compared in constant time."""
+    found = False
+    for token in tokens:
+        found |= hmac.compare_digest(given.encode(), token)
+    return found
+
+
 def require(condition: bool, detail: str, challenge: str) -> None:
     if not condition:
         raise AuthError(detail, challenge)

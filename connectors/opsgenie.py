@@ -12,6 +12,12 @@ the incident was updated in Baton (the text is in the Baton timeline, not lost).
 
 Opsgenie answers 202 and processes requests asynchronously; a 202 is success here, and the
 external reference is the alias (there is no stable alert URL before processing).
+
+Callbacks: an Opsgenie Webhook integration (with "Add Alert Description to Payload" off
+or on, either works) pointed at ``/v1/callbacks/<name>``, with a custom header
+``Authorization: Bearer <callback_token>``. Its Acknowledge, Close and AddNote actions on
+alerts whose alias is ``baton-<id>`` are applied in Baton. Actions whose source is
+``baton`` are Baton's own requests echoed back and are skipped.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import aiohttp
 from yarl import URL
 
 from baton import __version__
-from baton.errors import ConfigError
+from baton.errors import ConfigError, PayloadError
 from baton.model import ExternalRef, Notification, Outcome
-from baton.plugin import Connector, classify_status
+from baton.plugin import CallbackAction, CallbackEvent, Connector, classify_status
 from baton.secret import Secret
+
+from . import _callback
 
 BASE_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
 PRIORITIES = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
@@ -39,6 +47,9 @@ GENERIC_NOTE = "Incident updated in Baton."
 _OPS = {"acknowledge": "acknowledge", "resolve": "close", "note": "notes"}
 _DETAIL_CHARS = 200
 _READ_BYTES = 1024  # enough for Opsgenie's short error JSON
+_CALLBACK_ACTIONS: dict[str, CallbackAction] = {
+    "Acknowledge": "acknowledge", "Close": "resolve", "AddNote": "note"}
+_CHALLENGE = 'Bearer realm="baton-callbacks"'
 
 
 def _clip(text: str, limit: int) -> str:
@@ -62,6 +73,36 @@ class OpsgenieConnector(Connector):
         self.base_url = str(url).rstrip("/")
         self._responders: list[dict[str, str]] = list(config.get("responders") or [])
         self._tags: list[str] = list(config.get("tags") or [])
+        self._callback_tokens = _callback.reveal_all(config.get("callback_token"))
+
+    @property
+    def accepts_callbacks(self) -> bool:  # type: ignore[override]
+        return bool(self._callback_tokens)
+
+    def callback(self, body: bytes, headers: Mapping[str, str],
+                 now: float) -> list[CallbackEvent]:
+        scheme, _, given = headers.get("Authorization", "").partition(" ")
+        _callback.require(scheme.lower() == "bearer" and bool(given),
+                          "missing bearer token", _CHALLENGE)
+        _callback.require(_callback.any_token_matches(self._callback_tokens, given.strip()),
+                          "wrong bearer token", _CHALLENGE)
+        doc = _callback.json_object(body)
+        alert, action = doc.get("alert"), doc.get("action")
+        if not isinstance(alert, dict) or not isinstance(action, str) \
+                or not isinstance(alert.get("alertId"), str):
+            raise PayloadError("not an Opsgenie webhook: action and alert.alertId are "
+                               "required", ["alert"])
+        ours = _CALLBACK_ACTIONS.get(action)
+        source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
+        alias = alert.get("alias")
+        if ours is None or str((source or {}).get("name", "")) == "baton" \
+                or not isinstance(alias, str) or not alias.startswith("baton-"):
+            return []
+        actor = str(alert.get("username") or "someone")
+        event_id = f"{alert['alertId']}/{action}/{alert.get('updatedAt', '')}"
+        return [CallbackEvent(ours, event_id, f"{actor} (opsgenie)",
+                              incident_id=alias.removeprefix("baton-"),
+                              text=str(alert.get("note") or "") if ours == "note" else None)]
 
     def alias(self, incident: Mapping[str, Any]) -> str:
         return f"baton-{incident['id']}"

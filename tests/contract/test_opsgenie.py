@@ -162,3 +162,74 @@ async def test_action_on_an_unknown_alias_is_lost_not_accepted(aiohttp_server: S
     outcome = await send(fake.config(base), sample_notification("og", "resolve"))
     assert outcome.kind == "ok"  # Opsgenie answers 202 and drops it later
     assert state.accepted == [] and alerts.lost == [("close", ALIAS)]
+
+
+# --- callbacks from an Opsgenie Webhook integration -------------------------------------
+
+TOKEN = "s3cr3t-og-callback-do-not-leak"
+
+
+def og_webhook(action: str, alias: str = ALIAS, source: str = "", **alert: Any) -> bytes:
+    """The shape of Opsgenie's documented alert action data for the Webhook integration."""
+    return json.dumps({
+        "source": {"name": source, "type": "web"},
+        "alert": {"updatedAt": 1420452224764002246, "tags": ["baton"],
+                  "message": "High error rate on checkout", "username": "fili@example.com",
+                  "alertId": "052652ac-5d1c-464a-812a-7dd18bbfba8c", "source": "baton",
+                  "alias": alias, "tinyId": "23", "createdAt": 1420452191104,
+                  "userId": "daed1180-0ce8-438b-8f8e-57e1a5920a2d", "entity": "", **alert},
+        "action": action, "integrationId": "37c8f316-17c6-49d7-899b-9c7e540c048d",
+        "integrationName": "baton-callbacks"}).encode()
+
+
+def with_token(**config: Any) -> OpsgenieConnector:
+    return connector(callback_token=Secret(TOKEN), **config)
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize(("action", "ours"), [
+    ("Acknowledge", "acknowledge"), ("Close", "resolve"), ("AddNote", "note")])
+def test_callback_actions_become_events(action: str, ours: str) -> None:
+    (event,) = with_token().callback(og_webhook(action, note="looking"), AUTH, 0.0)
+    assert (event.action, event.incident_id, event.actor) == (
+        ours, INCIDENT_ID, "fili@example.com (opsgenie)")
+    assert event.text == ("looking" if ours == "note" else None)
+    assert event.event_id.startswith("052652ac-5d1c-464a-812a-7dd18bbfba8c/")
+
+
+def test_callback_skips_baton_echoes_other_aliases_and_other_actions() -> None:
+    c = with_token()
+    assert c.callback(og_webhook("Close", source="baton"), AUTH, 0.0) == []
+    assert c.callback(og_webhook("Close", alias="from-grafana"), AUTH, 0.0) == []
+    assert c.callback(og_webhook("Create"), AUTH, 0.0) == []
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer"}, {"Authorization": "Bearer nope"},
+    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": f"Bearer {TOKEN}x"}])
+def test_callback_without_the_token_is_refused(headers: dict[str, str]) -> None:
+    from baton.errors import AuthError
+    with pytest.raises(AuthError) as caught:
+        with_token().callback(og_webhook("Close"), headers, 0.0)
+    assert TOKEN not in str(caught.value)
+
+
+def test_callback_tokens_rotate() -> None:
+    c = connector(callback_token=[Secret("old-token"), Secret(TOKEN)])
+    for token in ("old-token", TOKEN):
+        assert c.callback(og_webhook("Close"), {"Authorization": f"Bearer {token}"}, 0.0)
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"action": "Close"}',
+                                  b'{"action": "Close", "alert": {"alias": "baton-x"}}'])
+def test_callback_of_the_wrong_shape_is_a_payload_error(body: bytes) -> None:
+    from baton.errors import PayloadError
+    with pytest.raises(PayloadError):
+        with_token().callback(body, AUTH, 0.0)
+
+
+def test_without_a_token_the_connector_takes_no_callbacks() -> None:
+    assert connector().accepts_callbacks is False
+    assert with_token().accepts_callbacks is True
