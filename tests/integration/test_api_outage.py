@@ -168,6 +168,20 @@ async def test_permanent_failure_dead_letters_and_replay_delivers(
     assert body["detail"] == f"delivery {row['id']} is delivered, only dead ones are replayed"
 
 
+async def test_a_target_whose_trigger_was_given_up_is_not_told_the_rest(
+        aiohttp_client: ClientFactory, receiver: Sink, tmp_path: Path,
+        clock: FakeClock) -> None:
+    """Nothing was opened there, so acknowledge and resolve would only dead-letter too."""
+    gw = await gateway(aiohttp_client, receiver, tmp_path, clock)
+    receiver.script(Reply(400))
+    (inc,) = (await gw.ingest(alert("k")))["incidents"]
+    await gw.pump()
+    await gw.post(f"/v1/incidents/{inc}/acknowledge", {"by": "alice"}, 200)
+    await gw.post(f"/v1/incidents/{inc}/resolve", {"by": "alice"}, 200)
+    assert await gw.pump() == 0
+    assert [(d["action"], d["state"]) for d in gw.deliveries(inc)] == [("trigger", "dead")]
+
+
 async def test_max_attempts_dead_letters(aiohttp_client: ClientFactory, receiver: Sink,
                                          tmp_path: Path, clock: FakeClock) -> None:
     gw = await gateway(aiohttp_client, receiver, tmp_path, clock, max_attempts=3)

@@ -62,7 +62,7 @@ def notified_targets(tx: Tx, incident_id: str) -> list[TargetSpec]:
     """Targets that were sent a trigger for this incident (in any state but given up),
     the ones to tell about acknowledge, resolve and notes."""
     rows = tx.all("SELECT target FROM deliveries WHERE incident_id = ? AND action = 'trigger' "
-                  "ORDER BY seq", (incident_id,))
+                  "AND state != 'dead' ORDER BY seq", (incident_id,))
     seen: dict[str, TargetSpec] = {}
     for row in rows:
         spec = TargetSpec.from_dict(json.loads(row["target"]))
