@@ -1,0 +1,170 @@
+"""Atlassian Document Format, both ways, for the ``jira`` connector.
+
+REST API v3 takes descriptions and comments only as ADF documents (``{"type": "doc",
+"version": 1, "content": [...]}``); plain strings are refused. Jira rejects an empty text
+node, so builders here drop empty text instead of sending it. Webhooks deliver comment
+bodies as ADF or, from older senders, as a plain string; ``plain_text`` reads both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from baton.model import Notification
+
+MARKER = "[Baton]"  # first text of every comment Baton writes; the webhook loop guard
+GENERIC_NOTE = "Incident updated in Baton."
+TEXT_CHARS = 30000  # Jira's text fields hold 32,767 characters; leave room for structure
+MAX_ALERTS = 50
+ALERT_CHARS = 400  # per alert line, so fifty alerts still fit in one description
+Node = dict[str, Any]
+
+
+def text(value: Any, href: str | None = None, strong: bool = False) -> Node | None:
+    value = str(value)
+    if not value:
+        return None
+    node: Node = {"type": "text", "text": value}
+    marks: list[Node] = []
+    if href and href.lower().startswith(("http://", "https://")):
+        marks.append({"type": "link", "attrs": {"href": href}})
+    if strong:
+        marks.append({"type": "strong"})
+    if marks:
+        node["marks"] = marks
+    return node
+
+
+def paragraph(*nodes: Node | None) -> Node:
+    return {"type": "paragraph", "content": [n for n in nodes if n is not None]}
+
+
+def heading(title: str) -> Node:
+    return {"type": "heading", "attrs": {"level": 3},
+            "content": [{"type": "text", "text": title}]}
+
+
+def bullets(items: Iterable[list[Node | None]]) -> Node | None:
+    entries = [{"type": "listItem", "content": [paragraph(*item)]} for item in items
+               if any(n is not None for n in item)]
+    return {"type": "bulletList", "content": entries} if entries else None
+
+
+def doc(*blocks: Node | None) -> Node:
+    """A document of the given blocks, cut to Jira's size by dropping trailing blocks."""
+    content = [b for b in blocks if b is not None and b.get("content") != []]
+    budget, kept = TEXT_CHARS, []
+    for block in content:
+        budget -= len(plain_text(block)) + 16
+        if budget < 0:
+            kept.append(paragraph(text("(truncated; the full incident is in Baton)")))
+            break
+        kept.append(block)
+    return {"type": "doc", "version": 1, "content": kept}
+
+
+def lines(value: str) -> list[Node]:
+    """Paragraphs of a multi-line text (a text node cannot hold a line break)."""
+    return [paragraph(text(line)) for line in value.splitlines() if line.strip()]
+
+
+def _clip(value: str, limit: int) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _alert_item(alert: Mapping[str, Any]) -> list[Node | None]:
+    summary = _clip(str(alert.get("summary") or alert.get("dedup_key") or "alert"), 200)
+    item: list[Node | None] = [text(summary, strong=True)]
+    if alert.get("status"):
+        item.append(text(f" ({alert['status']})"))
+    if alert.get("description"):
+        item.append(text(f": {_clip(str(alert['description']), ALERT_CHARS - len(summary))}"))
+    return item
+
+
+def _links(alerts: list[Mapping[str, Any]]) -> list[list[Node | None]]:
+    seen: dict[str, str] = {}
+    for alert in alerts:
+        for link in alert.get("links") or []:
+            if link.get("href"):
+                seen.setdefault(str(link["href"]), str(link.get("text") or link["href"]))
+    return [[text(label, href=href)] for href, label in seen.items()]
+
+
+def description(inc: Mapping[str, Any], target: Mapping[str, Any]) -> Node:
+    alerts: list[Mapping[str, Any]] = list(inc.get("alerts") or [])[:MAX_ALERTS]
+    facts = [f"status {inc.get('status')}", f"severity {inc.get('severity')}"]
+    facts += [f"{k} {inc[k]}" for k in ("service", "key") if inc.get(k)]
+    level = (inc.get("escalation") or {}).get("level")
+    if level is not None:
+        facts.append(f"escalation level {level}")
+    if target.get("person"):
+        facts.append(f"for {target['person']}")
+    labels = inc.get("labels") or {}
+    return doc(
+        paragraph(text(f"Baton incident {inc['id']}", strong=True),
+                  text(": " + ", ".join(facts) + ".")),
+        heading("Alerts") if alerts else None,
+        bullets(_alert_item(a) for a in alerts),
+        heading("Labels") if labels else None,
+        bullets([text(f"{k}={v}")] for k, v in sorted(labels.items())),
+        heading("Links") if _links(alerts) else None,
+        bullets(_links(alerts)),
+    )
+
+
+def _last_note(inc: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
+    if not notes:
+        return None, None
+    text_ = (notes[-1].get("detail") or {}).get("text")
+    return (str(text_) if text_ else None), notes[-1].get("actor")
+
+
+def action_comment(notification: Notification) -> Node:
+    """The comment for update, acknowledge, note and resolve; it starts with MARKER."""
+    inc, action = notification.incident, notification.action
+    if action == "acknowledge":
+        return doc(paragraph(text(f"{MARKER} Acknowledged in Baton by "
+                                  f"{inc.get('acknowledged_by') or 'someone'}.")))
+    if action == "resolve":
+        return doc(paragraph(text(f"{MARKER} Resolved in Baton by "
+                                  f"{inc.get('resolved_by') or 'someone'}.")))
+    if action == "note":
+        note, actor = _last_note(inc)
+        if note is None:
+            return doc(paragraph(text(f"{MARKER} {GENERIC_NOTE}")))
+        return doc(paragraph(text(f"{MARKER} Note from {actor or 'Baton'}:")), *lines(note))
+    alerts: list[Mapping[str, Any]] = list(inc.get("alerts") or [])[:MAX_ALERTS]
+    level = (inc.get("escalation") or {}).get("level")
+    summary = (f"{MARKER} Incident updated: {inc.get('status')}, severity "
+               f"{inc.get('severity')}, {len(inc.get('alerts') or [])} alert(s)"
+               + (f", escalation level {level}." if level is not None else "."))
+    return doc(paragraph(text(summary)), bullets(_alert_item(a) for a in alerts))
+
+
+def recurrence(inc: Mapping[str, Any]) -> Node:
+    return doc(paragraph(text(
+        f"{MARKER} The problem recurred as Baton incident {inc['id']} (after incident "
+        f"{inc.get('recurrence_of')}); this issue tracks it again.")))
+
+
+def plain_text(node: Any) -> str:
+    """The text of an ADF node (block nodes on their own lines), or a string as is."""
+    if isinstance(node, str):
+        return node
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text":
+        return str(node.get("text") or "")
+    if node.get("type") == "hardBreak":
+        return "\n"
+    parts = [plain_text(child) for child in node.get("content") or []]
+    inline = all(isinstance(c, dict) and c.get("type") in ("text", "hardBreak", "mention",
+                                                            "emoji", "inlineCard")
+                 for c in node.get("content") or [])
+    if node.get("type") in ("mention", "emoji"):
+        return str((node.get("attrs") or {}).get("text") or "")
+    return ("" if inline else "\n").join(p for p in parts if p)
