@@ -27,6 +27,8 @@ The keys are the issue's ``baton-<id>`` marker labels.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 from collections import deque
@@ -381,3 +383,27 @@ async def _transition(request: web.Request) -> web.StreamResponse:
     issue.comments.extend(comments)
     state.accept(ACTIONS[STATUSES[issue.status]], issue.markers(), seen)
     return _answer(scripted, 204)
+
+
+def callback_request(action: str, incident_id: str, external_id: str | None, event_id: str,
+                     now: float, forged: bool = False) -> tuple[bytes, dict[str, str]] | None:
+    """A signed ``jira:issue_updated`` webhook: a person moved Baton's issue to a status of
+    the category that means ``action`` (in progress: acknowledge, done: resolve)."""
+    to = {"acknowledge": ("In Progress", "indeterminate"), "resolve": ("Done", "done")}
+    if action not in to or external_id is None:
+        return None
+    name, category = to[action]
+    body = json.dumps({
+        "timestamp": int(now * 1000), "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": "issue_generic",
+        "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Alice Doe"},
+        "issue": {"id": "10001", "key": external_id, "fields": {
+            "status": {"name": name, "statusCategory": {"key": category}},
+            "labels": ["baton", f"baton-{incident_id}"]}},
+        "changelog": {"id": "10100", "items": [
+            {"field": "status", "fieldtype": "jira", "from": "10000", "fromString": "To Do",
+             "to": "10002", "toString": name}]}}).encode()
+    key = b"not-the-secret" if forged else WEBHOOK_SECRET.encode()
+    return body, {"Content-Type": "application/json",
+                  "X-Atlassian-Webhook-Identifier": event_id,
+                  "X-Hub-Signature": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()}

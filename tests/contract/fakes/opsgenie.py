@@ -27,6 +27,7 @@ from baton.secret import Secret
 from . import STATE, FakeState, Seen
 
 API_KEY = "s3cr3t-OG-genie-key-do-not-leak"
+CALLBACK_TOKEN = "s3cr3t-OG-callback-token-do-not-leak"
 PRIORITIES = frozenset({"P1", "P2", "P3", "P4", "P5"})
 LIMITS = {"message": 130, "alias": 512, "description": 15000, "entity": 512,
           "source": 100, "user": 100, "note": 25000}
@@ -50,7 +51,24 @@ def config(base_url: str) -> dict[str, Any]:
         "url": base_url,
         "responders": [{"type": "team", "name": "ops"}],
         "tags": ["production"],
+        "callback_token": Secret(CALLBACK_TOKEN, "env:OPSGENIE_CALLBACK_TOKEN"),
     }
+
+
+def callback_request(action: str, incident_id: str, external_id: str | None, event_id: str,
+                     now: float, forged: bool = False) -> tuple[bytes, dict[str, str]] | None:
+    """What an Opsgenie Webhook integration posts when a responder acts on the alert."""
+    og_action = {"acknowledge": "Acknowledge", "resolve": "Close"}.get(action)
+    if og_action is None:
+        return None
+    body = json.dumps({
+        "source": {"name": "", "type": "web"},
+        "alert": {"alertId": event_id, "alias": external_id or f"baton-{incident_id}",
+                  "message": "problem", "username": "fili@example.com",
+                  "updatedAt": int(now * 1e9), "tinyId": "23"},
+        "action": og_action, "integrationName": "baton-callbacks"}).encode()
+    token = "not-the-token" if forged else CALLBACK_TOKEN
+    return body, {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
 
 def make_app(state: FakeState) -> web.Application:

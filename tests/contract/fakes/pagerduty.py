@@ -10,6 +10,8 @@ dedup key and are recorded with the event action and the key ``(dedup_key,)``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from http import HTTPStatus
 from typing import Any
@@ -28,8 +30,30 @@ _ERRORS = {429: {"status": "throttle event",
                  "message": "Requests for this service are arriving too quickly."}}
 
 
+WEBHOOK_SECRET = "s3cr3t-pd-webhook-do-not-leak"
+
+
 def config(base_url: str) -> dict[str, Any]:
-    return {"routing_key": Secret(ROUTING_KEY, "env:PD_ROUTING_KEY"), "url": base_url + PATH}
+    return {"routing_key": Secret(ROUTING_KEY, "env:PD_ROUTING_KEY"), "url": base_url + PATH,
+            "webhook_secrets": [Secret(WEBHOOK_SECRET, "env:PD_WEBHOOK_SECRET")]}
+
+
+def callback_request(action: str, incident_id: str, external_id: str | None, event_id: str,
+                     now: float, forged: bool = False) -> tuple[bytes, dict[str, str]] | None:
+    """A v3 webhook as PagerDuty sends it when a responder acts on Baton's incident."""
+    event_type = {"acknowledge": "incident.acknowledged", "resolve": "incident.resolved"}
+    if action not in event_type:
+        return None
+    body = json.dumps({"event": {
+        "id": event_id, "event_type": event_type[action], "resource_type": "incident",
+        "occurred_at": "2026-11-30T08:00:00.000Z",
+        "agent": {"id": "PLH1HKV", "type": "user_reference", "summary": "Tenex Engineer"},
+        "data": {"id": "PGR0VU2", "type": "incident", "number": 2,
+                 "incident_key": external_id or f"baton-{incident_id}",
+                 "status": event_type[action].split(".")[1], "title": "problem"}}}).encode()
+    key = b"not-the-secret" if forged else WEBHOOK_SECRET.encode()
+    return body, {"Content-Type": "application/json", "X-PagerDuty-Signature":
+                  "v1=" + hmac.new(key, body, hashlib.sha256).hexdigest()}
 
 
 def make_app(state: FakeState) -> web.Application:

@@ -32,8 +32,11 @@ no Baton action. The keys are ``(incident id,)`` from the ``baton_context`` bloc
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -371,3 +374,27 @@ async def _history(request: web.Request) -> web.StreamResponse:
             for m in newer[:limit]]
     return web.json_response({"ok": True, "messages": page, "has_more": len(newer) > limit,
                               "pin_count": 0, "response_metadata": {"next_cursor": ""}})
+
+
+# Slack refuses requests signed more than five minutes from now.
+STALE = 300.0
+
+
+def callback_request(action: str, incident_id: str, external_id: str | None, event_id: str,
+                     now: float, forged: bool = False) -> tuple[bytes, dict[str, str]] | None:
+    """A ``block_actions`` interaction: a person pressed one of Baton's buttons."""
+    action_id = {"acknowledge": "baton_acknowledge", "resolve": "baton_resolve"}.get(action)
+    if action_id is None:
+        return None
+    payload = {"type": "block_actions",
+               "user": {"id": "U2CERLKJA", "username": "roadrunner", "team_id": "T9TK3CUKW"},
+               "channel": {"id": CHANNEL}, "container": {"type": "message"},
+               "actions": [{"type": "button", "action_id": action_id, "block_id": "baton",
+                            "value": incident_id, "action_ts": event_id}]}
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(now))
+    key = b"not-the-secret" if forged else SIGNING_SECRET.encode()
+    signature = "v0=" + hmac.new(key, b"v0:" + stamp.encode() + b":" + body,
+                                 hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/x-www-form-urlencoded",
+                  "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
