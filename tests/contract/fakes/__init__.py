@@ -27,6 +27,26 @@ suite fails for that connector; there is no skip. The module provides:
 ``SENSITIVE: tuple[str, ...]`` (optional)
     Further strings that must never surface although they are not ``Secret`` values,
     e.g. a token in the URL's query or a decoded signing key.
+
+A vendor that does not speak HTTP (SMTP, ...) provides instead of ``make_app``:
+
+``async def serve(state: FakeState) -> tuple[str, Callable[[], Awaitable[None]]]``
+    Starts its own server on 127.0.0.1 in the running loop and returns its base address
+    (``<scheme>://127.0.0.1:<port>``, handed to ``config``) and a coroutine function that
+    stops it (the suite calls it after setting ``state.release``). It honours the same
+    rules: it records each request as a ``Seen`` in ``state.requests`` and sets
+    ``state.arrived``, appends refusals to ``state.rejected``, answers scripted replies and
+    calls ``state.accept``. ``config(base_url)`` must also accept
+    ``http://127.0.0.1:<port>`` (the connection-refused test) and keep only host and port.
+
+``status_for(http_status: int) -> int`` (optional, with ``serve``)
+    The protocol's code the fake answers for a scripted ``Reply(status)``: the suite's
+    status table is written in HTTP terms (2xx ok, 408/429/5xx retryable, other 4xx
+    permanent) and expects ``Outcome.status`` to be this code (SMTP: 250, 451/421, 550/554).
+
+``RETRY_AFTER = False`` (optional)
+    The protocol has no Retry-After: the fake ignores the scripted header and the suite
+    checks that the connector reports ``retry_after`` as None rather than inventing one.
 """
 
 from __future__ import annotations
@@ -114,7 +134,8 @@ class FakeState:
 
 
 class FakeVendor(Protocol):
-    """The interface of a ``fakes/<type>.py`` module (see the module docstring)."""
+    """The interface of a ``fakes/<type>.py`` module (see the module docstring; a
+    non-HTTP fake has ``serve`` instead of ``make_app``)."""
 
     def make_app(self, state: FakeState) -> web.Application: ...
 
