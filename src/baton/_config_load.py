@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import plugin
+from . import plugin, signing
 from ._config_check import Checker
 from ._config_schedule import build_people, build_schedules, build_teams, plain_times
 from .config import (
@@ -38,7 +38,8 @@ from .matcher import Matcher, parse_matchers
 from .secret import Secret
 from .timeinterval import parse_time_intervals
 
-SOURCE_KEYS = frozenset({"type", "auth", "labels", "max_body_bytes"})
+SOURCE_KEYS = frozenset({"type", "auth", "labels", "max_body_bytes", "defaults", "severity_map",
+                         "no_data", "test"})
 CONNECTOR_KEYS = frozenset({"type", "timeout", "max_attempts", "max_age", "concurrency",
                             "backoff", "max_retry_after", "rate_limit", "sync_interval"})
 # ``to: <kind>:<id>`` kinds checked against the section that defines them.
@@ -151,7 +152,7 @@ def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
 def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
     auth = ctx.secrets(raw, path)
     kind = _dict(auth).get("type")
-    if kind not in ("none", "bearer", "basic"):
+    if kind not in ("none", "bearer", "basic", "hmac", "standard-webhooks"):
         # Never fall back to an open source silently: make sure the refusal is on record.
         ctx.ensure(path, "a valid auth block is required (use {type: none} for no auth)")
         return AuthConfig("none")
@@ -162,6 +163,22 @@ def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
 
     if kind == "none":
         return AuthConfig("none")
+    if kind in ("hmac", "standard-webhooks"):
+        secrets = many("secret", "secrets")
+        if not secrets:
+            ctx.ensure(path, f"{kind} auth without a secret")
+        if kind == "standard-webhooks":
+            for i, secret in enumerate(secrets):
+                try:
+                    signing.decode_secret(secret.reveal())
+                except ValueError:  # the message never quotes the value
+                    ctx.add(f"{path}.secret" if "secret" in auth else f"{path}.secrets[{i}]",
+                            "not a Standard Webhooks secret (whsec_ followed by base64)")
+        return AuthConfig(
+            kind, secrets=secrets, header=_opt(auth, "header", str, "X-Signature"),
+            encoding=_opt(auth, "encoding", str, "hex"), prefix=_opt(auth, "prefix", str, ""),
+            timestamp_header=_opt(auth, "timestamp_header", str, None),
+            tolerance=ctx.duration(auth, "tolerance", path, 300.0, positive=True))
     config = AuthConfig(kind, tokens=many("token", "tokens"),
                         username=_opt(auth, "username", str, None),
                         passwords=many("password", "passwords"))
@@ -179,6 +196,10 @@ def _source(ctx: Checker, name: str, block: dict[str, Any]) -> SourceConfig:
         name=name, type=_opt(block, "type", str, ""), auth=_auth(ctx, block.get("auth"),
                                                                  f"{path}.auth"),
         options=ctx.secrets(options, path), labels=labels,
+        defaults={k: v for k, v in _dict(block, "defaults").items() if isinstance(v, str)},
+        severity_map={k: v for k, v in _dict(block, "severity_map").items()
+                      if isinstance(v, str)},
+        no_data=_opt(block, "no_data", str, "info"), test=_opt(block, "test", str, "info"),
         max_body_bytes=_opt(block, "max_body_bytes", int, None))
 
 

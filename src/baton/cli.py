@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sqlite3
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config, check_config, load_config
+from .config import Config, check_config, config_warnings, load_config
 from .errors import ConfigError, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)
         return 1
+    listening = dataclasses.replace(config, server=dataclasses.replace(
+        config.server, listen=f"{host}:{port}"))
+    for warning in config_warnings(listening):
+        print(f"warning: {warning}", file=sys.stderr)
     if config.path is None:
         print(f"baton: no config given; running the built-in demo config on "
               f"{config.storage.url}, listening on {host}:{port}", file=sys.stderr)
@@ -75,6 +80,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {args.file}", file=sys.stderr)
         return 1
+    for warning in config_warnings(load_config(Path(args.file))):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.file}: ok")
     return 0
 

@@ -12,6 +12,7 @@ Mappings inside these values are plain dicts for cheap copying; treat them as re
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -56,10 +57,16 @@ class AuthConfig:
     """How a source's senders authenticate. YAML ``token``/``password`` become one-element
     ``tokens``/``passwords``, so checking code handles rotation and the simple case alike."""
 
-    type: Literal["none", "bearer", "basic"]
+    type: Literal["none", "bearer", "basic", "hmac", "standard-webhooks"]
     tokens: tuple[Secret, ...] = ()
     username: str | None = None
     passwords: tuple[Secret, ...] = ()
+    secrets: tuple[Secret, ...] = ()  # hmac, standard-webhooks
+    header: str = "X-Signature"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    tolerance: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,10 @@ class SourceConfig:
     options: Mapping[str, Any]  # the type-specific keys, secrets as ``Secret``
     labels: Mapping[str, str] = field(default_factory=dict)
     max_body_bytes: int | None = None
+    defaults: Mapping[str, str] = field(default_factory=dict)  # service, environment, ...
+    severity_map: Mapping[str, str] = field(default_factory=dict)  # sender's value -> ours
+    no_data: str = "info"  # ignore | info | firing
+    test: str = "info"
 
 
 @dataclass(frozen=True)
@@ -237,3 +248,26 @@ def config_from_dict(data: Any, base_dir: Path,
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def _loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]") or "0.0.0.0"  # noqa: S104 - a reading
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What loads but is probably a mistake, as ``path: message`` lines."""
+    out = []
+    if not _loopback(config.server.listen):
+        for name, src in sorted(config.sources.items()):
+            if src.auth.type == "none":
+                out.append(f"sources.{name}.auth: type none while listening on "
+                           f"{config.server.listen}: anyone who can reach that address can "
+                           "open and resolve incidents; use bearer, basic, hmac or "
+                           "standard-webhooks")
+    return out

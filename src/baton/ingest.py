@@ -80,12 +80,32 @@ class Planner:
         return sorted(alerts, key=lambda a: not any(
             matches_all(r.source, a.match_labels()) for r in rules))
 
-    def label(self, source_name: str, alerts: list[Alert]) -> list[Alert]:
-        extra = self.config.sources[source_name].labels
-        if not extra:
-            return alerts
-        # Source labels are defaults: what the alert itself says wins.
-        return [dataclasses.replace(a, labels={**extra, **a.labels}) for a in alerts]
+    def label(self, source_name: str, alerts: list[Alert],
+              severity_label: str | None = None) -> list[Alert]:
+        """Apply the source's settings: drop or downgrade no-data and test signals as
+        configured, override severities by ``severity_map`` (reading the sender's value
+        from ``severity_label``), fill ``defaults`` and add ``labels``. What the alert
+        itself says wins over defaults and labels."""
+        cfg = self.config.sources[source_name]
+        out = []
+        for a in alerts:
+            changes: dict[str, Any] = {}
+            handling = {"no_data": cfg.no_data, "test": cfg.test}.get(a.condition, "firing")
+            if handling == "ignore":
+                continue
+            if handling == "info":
+                changes["severity"] = "info"
+            elif severity_label and cfg.severity_map:
+                original = a.labels.get(severity_label)
+                if original is not None and original in cfg.severity_map:
+                    changes["severity"] = cfg.severity_map[original]
+            for key, value in cfg.defaults.items():
+                if getattr(a, key) is None:
+                    changes[key] = value
+            if cfg.labels:
+                changes["labels"] = {**cfg.labels, **a.labels}
+            out.append(dataclasses.replace(a, **changes) if changes else a)
+        return out
 
 
 class Pipeline:
@@ -98,12 +118,16 @@ class Pipeline:
         self.clock = clock
         self.metrics = metrics
 
-    async def ingest(self, source_name: str, body: str, alerts: list[Alert]) -> IngestResult:
+    async def ingest(self, source_name: str, body: str, alerts: list[Alert],
+                     message_id: str | None = None) -> IngestResult:
         plan = self.planner
-        alerts = plan.inhibitors_first(plan.label(source_name, alerts))
+        alerts = plan.inhibitors_first(plan.label(
+            source_name, alerts, self.sources[source_name].severity_label))
         now = self.clock.now()
         routed = [ra for a in alerts for ra in plan.route(a, now)]
-        result = await self.store.ingest(source_name, body, routed, now)
+        result = await self.store.ingest(source_name, body, routed, now, message_id)
+        if result.replayed:
+            return result
         self.metrics.ingested.labels(source_name).inc(len(alerts))
         if result.deduplicated:
             self.metrics.deduplicated.labels(source_name).inc(result.deduplicated)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 Severity = Literal["critical", "error", "warning", "info"]
 AlertStatus = Literal["firing", "resolved"]
 Action = Literal["trigger", "update", "acknowledge", "resolve", "note"]
+Condition = Literal["normal", "no_data", "test"]
 
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
 SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
@@ -74,6 +75,11 @@ class Alert:
     # problem on its side (PagerDuty Events ``acknowledge``). Ingest acknowledges the
     # matching open incident instead of treating it as a new event.
     acknowledge: bool = False
+    # Not part of the alert document either: what kind of signal the sender says this is.
+    # ``no_data`` (the check could not run: Grafana NoData, CloudWatch INSUFFICIENT_DATA,
+    # Datadog No Data) and ``test`` (a "send test notification" button) are handled by the
+    # source's ``no_data``/``test`` setting (ignore, info or firing), not by the adapter.
+    condition: Condition = "normal"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -34,6 +34,10 @@ class Source(ABC):
     type: ClassVar[str]
     # Name of the schema ``$defs`` entry that the raw payload must satisfy, if any.
     payload_def: ClassVar[str | None] = None
+    # The label in which the adapter keeps the sender's own severity (``priority`` for
+    # Datadog's P1-P5, ``severity`` for Zabbix's names): the source's ``severity_map``
+    # setting maps that value, overriding the adapter's documented table.
+    severity_label: ClassVar[str | None] = None
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
@@ -46,6 +50,14 @@ class Source(ABC):
     def response(self, alerts: list[Alert]) -> dict[str, Any]:
         """Extra keys for the 202 body, for senders that read their vendor's reply."""
         return {}
+
+    async def prepare(self, raw: bytes, payload: Any, headers: Mapping[str, str],
+                      now: float, http: aiohttp.ClientSession) -> None:
+        """The I/O a source needs before ``parse``, kept out of it so parsing stays pure:
+        e.g. fetching (and caching) the certificate that signed an SNS message, or
+        confirming an SNS subscription. Raises ``AuthError`` (401) or ``PayloadError``
+        (400). Most sources need nothing."""
+        return None
 
 
 CallbackAction = Literal["acknowledge", "resolve", "note"]

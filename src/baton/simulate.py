@@ -61,7 +61,7 @@ def simulate(config: Config, source: str, payload: Any, at: float,
     adapter = load(SOURCE_GROUP, src.type)(source, src.options)
     planner = Planner(config)
     alerts: list[Alert] = planner.inhibitors_first(planner.label(source, adapter.parse(
-        payload, {})))
+        payload, {}), adapter.severity_label))
     firing = [a.match_labels() for a in alerts if a.status == "firing"]
     report: list[dict[str, Any]] = []
     for alert in alerts:

@@ -284,8 +284,15 @@ def test_secret_problems_name_the_source_never_the_value(tmp_path: Path) -> None
         ({"type": "basic", "password": {"env": "A"}},
          "sources.am.auth: 'username' is a required property"),
         ({"type": "none", "token": {"env": "A"}}, "sources.am.auth.token: unknown key"),
-        ({"type": "hmac"},
-         "sources.am.auth.type: 'hmac' is not one of ['none', 'bearer', 'basic']"),
+        ({"type": "jwt"},
+         "sources.am.auth.type: 'jwt' is not one of ['none', 'bearer', 'basic', 'hmac', "
+         "'standard-webhooks']"),
+        ({"type": "hmac"}, 'sources.am.auth: needs exactly one of "secret" or "secrets"'),
+        ({"type": "hmac", "secret": {"env": "A"}, "encoding": "hex64"},
+         "sources.am.auth.encoding: 'hex64' is not one of ['hex', 'base64']"),
+        ({"type": "standard-webhooks", "secret": {"env": "A"}, "tolerance": "soon"},
+         "sources.am.auth.tolerance: invalid duration 'soon': expected seconds or a duration "
+         "like 30s, 10m, 1h30m, 2d or 250ms"),
         ("none", "sources.am.auth: expected object, got string"),
     ],
 )

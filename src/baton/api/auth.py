@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiohttp import web
 
+from .. import signing
 from ..config import ApiToken, AuthConfig
 from ..errors import AuthError
 from ..secret import Secret
@@ -30,7 +33,9 @@ def bearer(request: web.Request) -> str | None:
 
 
 def check_source(auth: AuthConfig, request: web.Request) -> None:
-    if auth.type == "none":
+    """The checks that need only the headers; signatures over the body come after it is
+    read (``check_signature``)."""
+    if auth.type in ("none", "hmac", "standard-webhooks"):
         return
     if auth.type == "bearer":
         token = bearer(request)
@@ -70,3 +75,67 @@ def check_management(tokens: Sequence[ApiToken], request: web.Request) -> str | 
     if name is None:
         raise AuthError("invalid API token")
     return name
+
+
+HMAC = 'HMAC-SHA256 realm="baton"'
+STANDARD_WEBHOOKS = 'Standard-Webhooks realm="baton"'
+
+
+def check_signature(auth: AuthConfig, raw: bytes, headers: Mapping[str, str],
+                    now: float) -> str | None:
+    """Verify a body signature (``hmac``, ``standard-webhooks``); returns the sender's
+    message id when the scheme has one (``webhook-id``), for replay protection."""
+    if auth.type == "hmac":
+        _check_hmac(auth, raw, headers, now)
+    elif auth.type == "standard-webhooks":
+        return _check_standard_webhooks(auth, raw, headers, now)
+    return None
+
+
+def _check_hmac(auth: AuthConfig, raw: bytes, headers: Mapping[str, str], now: float) -> None:
+    given = headers.get(auth.header, "").strip()
+    if not given:
+        raise AuthError(f"missing {auth.header} signature", HMAC)
+    if auth.prefix:
+        if not given.startswith(auth.prefix):
+            raise AuthError(f"{auth.header} must start with {auth.prefix!r}", HMAC)
+        given = given[len(auth.prefix):]
+    message = raw
+    if auth.timestamp_header:
+        stamp = headers.get(auth.timestamp_header, "").strip()
+        if not stamp.isascii() or not stamp.isdigit():
+            raise AuthError(f"missing or malformed {auth.timestamp_header}", HMAC)
+        if abs(now - int(stamp)) > auth.tolerance:
+            raise AuthError(f"{auth.timestamp_header} is too far from now (replayed or "
+                            "clock skew)", HMAC)
+        message = stamp.encode() + b":" + raw
+    matched = False
+    for secret in auth.secrets:
+        digest = hmac.new(secret.reveal().encode(), message, hashlib.sha256).digest()
+        expected = (digest.hex() if auth.encoding == "hex"
+                    else base64.b64encode(digest).decode())
+        # Hex is case-insensitive; base64 is not.
+        offered = given.lower() if auth.encoding == "hex" else given
+        matched |= hmac.compare_digest(offered.encode(), expected.encode())
+    if not matched:
+        raise AuthError(f"{auth.header} does not match the body", HMAC)
+
+
+def _check_standard_webhooks(auth: AuthConfig, raw: bytes, headers: Mapping[str, str],
+                             now: float) -> str:
+    msg_id = headers.get(signing.HEADER_ID, "").strip()
+    stamp = headers.get(signing.HEADER_TIMESTAMP, "").strip()
+    signature = headers.get(signing.HEADER_SIGNATURE, "").strip()
+    if not (msg_id and stamp and signature):
+        raise AuthError("webhook-id, webhook-timestamp and webhook-signature are required",
+                        STANDARD_WEBHOOKS)
+    if not stamp.isascii() or not stamp.isdigit() or abs(now - int(stamp)) > auth.tolerance:
+        raise AuthError("webhook-timestamp is missing, malformed or too far from now",
+                        STANDARD_WEBHOOKS)
+    matched = False
+    for secret in auth.secrets:
+        matched |= signing.verify(signing.decode_secret(secret.reveal()), msg_id, stamp, raw,
+                                  signature, now, auth.tolerance)
+    if not matched:
+        raise AuthError("webhook-signature does not match", STANDARD_WEBHOOKS)
+    return msg_id

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..errors import AuthError, PayloadError, StorageUnavailable
 from . import state
-from .auth import check_source
+from .auth import check_signature, check_source
 from .problem import json_body
 
 log = structlog.get_logger("baton.ingest")
@@ -32,11 +32,17 @@ async def ingest(request: web.Request) -> web.Response:
         stage = "body"
         raw, payload = await json_body(request,
                                        src_cfg.max_body_bytes or config.server.max_body_bytes)
+        stage = "auth"
+        now = request.app[state.CLOCK].now()
+        message_id = check_signature(src_cfg.auth, raw, request.headers, now)
         stage = "payload"
         adapter = pipeline.sources[name]
+        http = request.app[state.DISPATCHER].http
+        if http is not None:
+            await adapter.prepare(raw, payload, request.headers, now, http)
         alerts = adapter.parse(payload, request.headers)
         stage = "storage"
-        result = await pipeline.ingest(name, raw.decode("utf-8"), alerts)
+        result = await pipeline.ingest(name, raw.decode("utf-8"), alerts, message_id)
     except (PayloadError, AuthError, StorageUnavailable, web.HTTPException) as e:
         # Bad input leaves only this log line and the metric: nothing was stored.
         reason = {PayloadError: "payload", AuthError: "auth",
@@ -44,6 +50,10 @@ async def ingest(request: web.Request) -> web.Response:
         metrics.rejected.labels(name, reason).inc()
         log.warning("ingest rejected", reason=reason, error=str(e)[:300])
         raise
+    if result.replayed:
+        log.info("replayed message ignored", message_id=message_id)
+        return web.json_response({"accepted": 0, "incidents": [], "replayed": True},
+                                 status=202)
     metrics.ingest_latency.labels(name).observe(time.perf_counter() - started)
     structlog.contextvars.bind_contextvars(incident_ids=list(result.incident_ids))
     log.info("ingested", alerts=len(alerts), incidents=len(result.incident_ids),

@@ -75,10 +75,10 @@ class Store:
 
     # --- incidents -------------------------------------------------------------------
     async def ingest(self, source: str, body: str, routed: Sequence[RoutedAlert],
-                     now: float) -> IngestResult:
+                     now: float, message_id: str | None = None) -> IngestResult:
         return await self._write(
             lambda tx: _i.ingest(tx, source, body, routed, now, self.resolver,
-                                 self.suppressor))
+                                 self.suppressor, message_id))
 
     async def acknowledge(self, incident_id: str, by: str, note: str | None,
                           now: float) -> dict[str, Any]:

@@ -146,6 +146,13 @@ CREATE TABLE IF NOT EXISTS callback_events (
   result TEXT NOT NULL,
   PRIMARY KEY (connector, event_id)
 );
+-- Message ids of signed inbound requests (Standard Webhooks webhook-id) already taken.
+CREATE TABLE IF NOT EXISTS inbound_messages (
+  source TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  received_at {float} NOT NULL,
+  PRIMARY KEY (source, message_id)
+);
 """
 
 

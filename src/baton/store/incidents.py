@@ -244,7 +244,13 @@ def _per_alert(routed: Sequence[RoutedAlert]) -> list[list[RoutedAlert]]:
 
 def ingest(tx: Tx, source: str, body: str, routed: Sequence[RoutedAlert],
            now: float, resolve: Resolver = unresolved,
-           suppress: Suppress = no_suppression) -> IngestResult:
+           suppress: Suppress = no_suppression, message_id: str | None = None
+           ) -> IngestResult:
+    if message_id is not None and not tx.insert("inbound_messages", {
+            "source": source, "message_id": message_id, "received_at": now},
+            on_conflict_nothing=True):
+        # A redelivery of a message already taken (its row commits with its effects).
+        return IngestResult("", (), 0, 0, 0, 0, replayed=True)
     event_id = new_id(now)
     tx.insert("events", {"id": event_id, "source": source, "received_at": now,
                          "alert_count": len(_per_alert(routed)), "body": body})

@@ -68,6 +68,7 @@ class IngestResult:
     deduplicated: int
     resolved: int
     deliveries: int
+    replayed: bool = False  # the sender's message id was seen before: nothing was done
 
 
 @dataclass(frozen=True)
