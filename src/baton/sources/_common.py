@@ -69,6 +69,45 @@ def parse_timestamp(value: str, path: str, *, naive_is_utc: bool = False,
                            ) from None
 
 
+# Epoch numbers above these are milliseconds, microseconds, nanoseconds: seconds that
+# large are past the year 5000, and no sender means those.
+_MS, _US, _NS = 10**11, 10**14, 10**17
+
+
+def parse_time(value: Any, path: str) -> datetime | None:
+    """An aware UTC datetime from any timestamp shape monitoring tools send: epoch seconds,
+    milliseconds, microseconds or nanoseconds (number or digit string, fractions allowed),
+    RFC 3339 / ISO 8601 date-times with or without a zone (none means UTC) and with
+    fractions of any length. ``None``, ``""`` and ``0`` are None (unset). Anything else is a
+    ``PayloadError`` naming ``path``."""
+    if value is None or value == "" or value == 0 or value is False:
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"{path}: not a timestamp", [f"{path}: {quote(value)}"])
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str) and re.fullmatch(r"\d{1,20}(\.\d{1,9})?", value.strip(),
+                                                 re.ASCII):
+        number = float(value.strip())
+    if number is not None:
+        if number != number or number < 0:  # NaN or before 1970
+            raise PayloadError(f"{path}: not a timestamp", [f"{path}: {quote(value)}"])
+        for scale, divisor in ((_NS, 1e9), (_US, 1e6), (_MS, 1e3)):
+            if number >= scale:
+                number /= divisor
+                break
+        try:
+            return datetime.fromtimestamp(number, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError(f"{path}: timestamp out of range",
+                               [f"{path}: {quote(value)}"]) from None
+    if isinstance(value, str):
+        return parse_timestamp(value, path, naive_is_utc=True)
+    raise PayloadError(f"{path}: not a timestamp", [f"{path}: {quote(value)} is not a "
+                                                    "date-time or an epoch number"])
+
+
 def quote(value: Any, limit: int = 64) -> str:
     """``repr`` of a sender's value, cut short: errors name the value, never echo a body."""
     text = repr(value)
