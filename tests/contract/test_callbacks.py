@@ -52,7 +52,7 @@ def as_config(value: Any, environ: dict[str, str]) -> Any:
 
 
 def test_the_suite_covers_the_vendors_with_callbacks() -> None:
-    assert {"jira", "opsgenie", "pagerduty", "slack"} <= set(NAMES)
+    assert {"jira", "opsgenie", "pagerduty", "servicenow", "slack", "zendesk"} <= set(NAMES)
 
 
 @pytest.fixture(params=NAMES)
