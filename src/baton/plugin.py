@@ -38,6 +38,9 @@ class Source(ABC):
     # Datadog's P1-P5, ``severity`` for Zabbix's names): the source's ``severity_map``
     # setting maps that value, overriding the adapter's documented table.
     severity_label: ClassVar[str | None] = None
+    # Media types accepted besides JSON, for senders that label a JSON body otherwise
+    # (Amazon SNS posts JSON as ``text/plain``). The body must still parse as JSON.
+    content_types: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
@@ -52,11 +55,13 @@ class Source(ABC):
         return {}
 
     async def prepare(self, raw: bytes, payload: Any, headers: Mapping[str, str],
-                      now: float, http: aiohttp.ClientSession) -> None:
+                      now: float, http: aiohttp.ClientSession) -> str | None:
         """The I/O a source needs before ``parse``, kept out of it so parsing stays pure:
         e.g. fetching (and caching) the certificate that signed an SNS message, or
         confirming an SNS subscription. Raises ``AuthError`` (401) or ``PayloadError``
-        (400). Most sources need nothing."""
+        (400). May return the sender's id of a verified message: the core then takes each
+        id once (a redelivery or replay is answered 202 and changes nothing). Most
+        sources need nothing."""
         return None
 
 

@@ -30,16 +30,21 @@ async def ingest(request: web.Request) -> web.Response:
     try:
         check_source(src_cfg.auth, request)
         stage = "body"
+        adapter = pipeline.sources[name]
         raw, payload = await json_body(request,
-                                       src_cfg.max_body_bytes or config.server.max_body_bytes)
+                                       src_cfg.max_body_bytes or config.server.max_body_bytes,
+                                       adapter.content_types)
         stage = "auth"
         now = request.app[state.CLOCK].now()
         message_id = check_signature(src_cfg.auth, raw, request.headers, now)
         stage = "payload"
-        adapter = pipeline.sources[name]
         http = request.app[state.DISPATCHER].http
-        if http is not None:
-            await adapter.prepare(raw, payload, request.headers, now, http)
+        if http is None:
+            # Only before startup has finished; a source's checks (an SNS signature) must
+            # never be skipped, so the sender is asked to come back instead.
+            raise StorageUnavailable("the gateway is starting", retry_after=1)
+        message_id = await adapter.prepare(raw, payload, request.headers, now,
+                                           http) or message_id
         alerts = adapter.parse(payload, request.headers)
         stage = "storage"
         result = await pipeline.ingest(name, raw.decode("utf-8"), alerts, message_id)

@@ -57,11 +57,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(500, "Internal Server Error", "see the gateway log")
 
 
-async def json_body(request: web.Request, max_bytes: int) -> tuple[bytes, Any]:
+async def json_body(request: web.Request, max_bytes: int,
+                    also_accept: tuple[str, ...] = ()) -> tuple[bytes, Any]:
     """Read and decode a JSON request body with the checks every endpoint shares:
-    415 unless JSON, 413 past ``max_bytes`` (before reading it all), 400 if malformed."""
+    415 unless JSON (or one of ``also_accept``, for senders that mislabel JSON), 413 past
+    ``max_bytes`` (before reading it all), 400 if malformed."""
     ctype = request.content_type
-    if ctype != "application/json" and not ctype.endswith("+json"):
+    if (ctype != "application/json" and not ctype.endswith("+json")
+            and ctype not in also_accept):
         raise web.HTTPUnsupportedMediaType(text=f"expected application/json, got {ctype!r}")
     if request.content_length is not None and request.content_length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,

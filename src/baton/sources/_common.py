@@ -110,16 +110,25 @@ def parse_time(value: Any, path: str) -> datetime | None:
 
 def quote(value: Any, limit: int = 64) -> str:
     """``repr`` of a sender's value, cut short: errors name the value, never echo a body."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # JSON nested as deep as the decoder allows: still a 400
+        text = f"<{type(value).__name__} nested too deeply>"
     return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_payload(schema_name: str, payload: Any, what: str) -> None:
     """Validate ``payload`` against ``$defs/payload`` of a source schema, all problems at once."""
-    if schema.certainly_valid(schema_name, payload, pointer="payload"):
-        return  # the common case, at a fraction of jsonschema's cost; errors still come from it
-    found = [_shorten(p) for p in
-             schema.problems(schema_name, payload, pointer="payload", prefix="payload")]
+    try:
+        if schema.certainly_valid(schema_name, payload, pointer="payload"):
+            return  # the common case, at a fraction of jsonschema's cost; errors from it
+        found = [_shorten(p) for p in
+                 schema.problems(schema_name, payload, pointer="payload", prefix="payload")]
+    except RecursionError:
+        # jsonschema descends a few Python frames per level: JSON the decoder accepted
+        # can still be too deep for it, and that is the sender's 400, not a 500.
+        raise PayloadError(f"not a valid {what} payload: nested too deeply",
+                           ["payload: nested too deeply to validate"]) from None
     if found:
         listed = found[:MAX_PROBLEMS]
         if len(found) > MAX_PROBLEMS:
