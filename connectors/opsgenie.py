@@ -2,9 +2,10 @@
 
 The alias is ``baton-<incident id>``. Opsgenie keeps at most one open alert per alias and
 folds a second create into it (its count goes up), so a retry after a lost response never
-opens a second page: that is the vendor's dedup, and ``update`` (escalated, new alert in
-the group) is the same create call. ``acknowledge``, ``resolve`` and ``note`` address the
-alert by alias (``identifierType=alias``), so they need nothing stored from the create.
+opens a second page: that is the vendor's dedup. ``update`` (escalated, new alert in the
+group) adds a note saying what the incident is now. ``acknowledge``, ``resolve``, ``note``
+and ``update`` address the alert by alias (``identifierType=alias``), so they need nothing
+stored from the create.
 
 A ``note`` sends the incident's last timeline note when the document carries a timeline;
 the dispatcher may hand over an incident without one, and then the note says only that
@@ -44,7 +45,7 @@ MESSAGE_CHARS = 130
 DESCRIPTION_CHARS = 15000
 NOTE_CHARS = 25000
 GENERIC_NOTE = "Incident updated in Baton."
-_OPS = {"acknowledge": "acknowledge", "resolve": "close", "note": "notes"}
+_OPS = {"acknowledge": "acknowledge", "resolve": "close", "note": "notes", "update": "notes"}
 _DETAIL_CHARS = 200
 _READ_BYTES = 1024  # enough for Opsgenie's short error JSON
 _CALLBACK_ACTIONS: dict[str, CallbackAction] = {
@@ -109,7 +110,7 @@ class OpsgenieConnector(Connector):
 
     def endpoint(self, action: str, alias: str) -> str:
         """The URL an action goes to; the alias is a path segment, so it is quoted."""
-        if action in ("trigger", "update"):
+        if action == "trigger":
             return f"{self.base_url}/v2/alerts"
         return (f"{self.base_url}/v2/alerts/{quote(alias, safe='')}/{_OPS[action]}"
                 "?identifierType=alias")
@@ -146,6 +147,14 @@ class OpsgenieConnector(Connector):
 
     def action_body(self, notification: Notification) -> dict[str, Any]:
         inc = notification.incident
+        if notification.action == "update":
+            # A note rather than a second create: a create would only raise the count of
+            # the open alert, and would open a new one if a responder closed it already.
+            firing = [a for a in inc.get("alerts") or () if a.get("status") == "firing"]
+            level = (inc.get("escalation") or {}).get("level")
+            text = (f"Updated in Baton: escalation level {level}, {len(firing)} alert(s) "
+                    "firing" + "".join(f"\n- {a.get('summary', '')}" for a in firing))
+            return {"user": "baton", "source": "baton", "note": _clip(text, NOTE_CHARS)}
         if notification.action == "note":
             notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
             last = notes[-1] if notes else None
@@ -164,7 +173,7 @@ class OpsgenieConnector(Connector):
 
     async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
         alias = self.alias(notification.incident)
-        creating = notification.action in ("trigger", "update")
+        creating = notification.action == "trigger"
         body = self.create_body(notification) if creating else self.action_body(notification)
         headers = {"Authorization": f"GenieKey {self._key}",  # revealed only for the wire
                    "Content-Type": "application/json", "User-Agent": f"baton/{__version__}"}

@@ -233,3 +233,19 @@ def test_callback_of_the_wrong_shape_is_a_payload_error(body: bytes) -> None:
 def test_without_a_token_the_connector_takes_no_callbacks() -> None:
     assert connector().accepts_callbacks is False
     assert with_token().accepts_callbacks is True
+
+
+async def test_update_is_a_note_on_the_same_alert(aiohttp_server: Server) -> None:
+    state, alerts, base = await start_fake(aiohttp_server)
+    assert (await send(fake.config(base), sample_notification("og", "trigger"))).kind == "ok"
+    incident = sample_incident() | {"escalation": {"policy": "p", "level": 2, "loops": 0,
+                                                   "next_at": None}}
+    outcome = await send(fake.config(base), sample_notification("og", "update",
+                                                                incident=incident))
+    assert outcome.kind == "ok" and outcome.external_ref == ExternalRef("og", ALIAS, None)
+    assert [(a.action, a.keys) for a in state.accepted] == [
+        ("trigger", (ALIAS,)), ("note", (ALIAS,))]
+    note = json.loads(state.accepted[-1].seen.body)["note"]
+    assert note.startswith("Updated in Baton: escalation level 2, 1 alert(s) firing")
+    assert "High error rate on checkout" in note
+    assert alerts.by_alias == {ALIAS: "open"}
