@@ -1,0 +1,101 @@
+"""The Graylog adapter's tables and corners the fixtures leave out: priorities, event keys,
+test notifications, which field is the affected host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from baton.errors import PayloadError
+from baton.model import iso
+from baton.sources.graylog import GraylogSource
+
+
+def parse(config: dict[str, Any] | None = None, top: dict[str, Any] | None = None,
+          **event: Any) -> Any:
+    body = {"event_definition_id": "65420b968189520c8fe81364",
+            "event_definition_type": "aggregation-v1", "event_definition_title": "Errors",
+            "event": {"id": "01HE503PM994BYSAWWWEDD5CTZ", "timestamp": "2023-11-01T08:28:18.943Z",
+                      "message": "Errors", "source": "graylog-node-1", "key": "",
+                      "priority": 2, "fields": {}, **event},
+            "backlog": [], **(top or {})}
+    (alert,) = GraylogSource("graylog", config or {}).parse(body, {})
+    return alert
+
+
+@pytest.mark.parametrize(("priority", "severity", "name"), [
+    (0, "info", "info"), (1, "info", "low"), (2, "warning", "medium"), (3, "error", "high"),
+    (4, "critical", "critical"), (7, "warning", None), (None, "warning", None)])
+def test_priority_table(priority: Any, severity: str, name: str | None) -> None:
+    alert = parse(priority=priority)
+    assert alert.severity == severity
+    assert alert.labels.get("priority") == (None if priority is None else str(priority))
+    assert alert.labels.get("priority_name") == name
+
+
+def test_default_severity_is_configurable() -> None:
+    assert parse({"default_severity": "error"}, priority=None).severity == "error"
+
+
+def test_every_event_is_firing() -> None:
+    assert parse().status == "firing" and parse().ended_at is None
+
+
+@pytest.mark.parametrize("key", ["", None])
+def test_without_group_by_the_definition_is_the_problem(key: Any) -> None:
+    assert parse(key=key).dedup_key == "graylog:65420b968189520c8fe81364"
+
+
+def test_each_group_is_its_own_problem() -> None:
+    a, b = parse(key="web-1"), parse(key="web-2")
+    assert a.dedup_key == "graylog:65420b968189520c8fe81364:web-1" != b.dedup_key
+    other = parse(top={"event_definition_id": "65420b968189520c8fe81365"}, key="web-1")
+    assert other.dedup_key != a.dedup_key
+
+
+@pytest.mark.parametrize("top, event", [
+    ({"event_definition_type": "test-dummy-v1"}, {}),
+    ({}, {"event_definition_type": "notification-test-v1"})])
+def test_test_notifications(top: dict[str, Any], event: dict[str, Any]) -> None:
+    alert = parse(top=top, **event)
+    assert alert.condition == "test"
+    assert alert.dedup_key.startswith("graylog-test:")
+    assert parse().condition == "normal"
+
+
+def test_the_graylog_node_is_not_the_affected_host() -> None:
+    assert parse().resource is None
+    assert parse().labels["event_source"] == "graylog-node-1"
+    assert parse(fields={"source": "bastion-1"}).resource == "bastion-1"
+    assert parse(fields={"host": "db-1"}).resource == "db-1"
+
+
+def test_fields_become_labels_and_known_fields() -> None:
+    alert = parse(fields={"service": "api", "env": "prod", "n": 3, "flag": False, "nested": {},
+                          "empty": "", "priority": "custom"})
+    assert (alert.service, alert.environment) == ("api", "prod")
+    assert (alert.labels["n"], alert.labels["flag"]) == ("3", "false")
+    assert "nested" not in alert.labels and "empty" not in alert.labels
+    assert alert.labels["priority"] == "2", "Graylog's priority wins over a field of that name"
+
+
+def test_timestamp() -> None:
+    assert iso(parse().started_at) == "2023-11-01T08:28:18.943Z"
+    assert parse(timestamp=None).started_at is None
+    with pytest.raises(PayloadError) as caught:
+        parse(timestamp="yesterday")
+    assert "payload.event.timestamp" in str(caught.value)
+
+
+def test_summary_and_description() -> None:
+    alert = parse(top={"event_definition_description": "Too many errors"},
+                  message="Errors: count()=42")
+    assert alert.summary == "Errors"
+    assert alert.description == "Errors: count()=42\n\nToo many errors"
+    assert parse(top={"event_definition_title": None}).summary == "Errors"
+    assert parse().description == "", "a message equal to the title says nothing more"
+
+
+def test_backlog_is_counted() -> None:
+    assert parse(top={"backlog": [{"message": "a"}, {"message": "b"}]}).labels["backlog"] == "2"
