@@ -152,9 +152,9 @@ class OpsgenieConnector(Connector):
             # the open alert, and would open a new one if a responder closed it already.
             firing = [a for a in inc.get("alerts") or () if a.get("status") == "firing"]
             level = (inc.get("escalation") or {}).get("level")
-            text = (f"Updated in Baton: escalation level {level}, {len(firing)} alert(s) "
-                    "firing" + "".join(f"\n- {a.get('summary', '')}" for a in firing))
-            return {"user": "baton", "source": "baton", "note": _clip(text, NOTE_CHARS)}
+            update = (f"Updated in Baton: escalation level {level}, {len(firing)} alert(s) "
+                      "firing" + "".join(f"\n- {a.get('summary', '')}" for a in firing))
+            return {"user": "baton", "source": "baton", "note": _clip(update, NOTE_CHARS)}
         if notification.action == "note":
             notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
             last = notes[-1] if notes else None

@@ -21,7 +21,7 @@ from baton.config import (
 )
 from baton.errors import ConfigError
 from baton.matcher import Matcher
-from baton.plugin import CONNECTOR_GROUP, discover
+from baton.plugin import CONNECTOR_GROUP, SOURCE_GROUP, discover
 from baton.schedule import Person
 from baton.secret import Secret
 
@@ -35,6 +35,7 @@ ENV = {
 
 # The message lists every registered connector type; that list grows with the plugins.
 KNOWN_CONNECTORS = ", ".join(sorted(discover(CONNECTOR_GROUP)))
+KNOWN_SOURCES = ", ".join(sorted(discover(SOURCE_GROUP)))
 
 
 def problems_of(data: dict[str, Any], tmp_path: Path, environ: dict[str, str] | None = None
@@ -169,8 +170,7 @@ def test_broken_config_reports_every_problem_with_its_path() -> None:
         "storage.url: 'mysql://db/baton' does not match "
         "'^(sqlite://:memory:|sqlite:///.+|postgres(ql)?://.+)$'",
         "sources.prom.auth.token: environment variable PROM_TOKEN_UNSET is not set",
-        'sources.grafana.type: unknown source type "grafana" '
-        "(known: alertmanager, generic, pagerduty-events)",
+        f'sources.grafana.type: unknown source type "nagios-legacy" (known: {KNOWN_SOURCES})',
         f'connectors.pager.type: unknown connector type "foo" (known: {KNOWN_CONNECTORS})',
         "routes[1].matchers[0]: invalid matcher 'env=~\"(prod\"': invalid regular expression "
         "'(prod' for label 'env': missing ), unterminated subpattern at position 0",
