@@ -131,12 +131,14 @@ def _all_of(checks: list[Check]) -> Check:
 
 
 def _one_of_strings(values: Any, keyword: str) -> Check:
-    # enum/const use jsonschema's own equality (there 1 is not True); for strings that is
-    # plain ==, so only string values are compiled.
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+    # enum/const use jsonschema's own equality (there 1 is not True); for strings and null
+    # that is plain == / is, so only those values are compiled.
+    if not isinstance(values, list) or not all(isinstance(v, str) or v is None
+                                               for v in values):
         raise _Unsupported(keyword)
-    allowed = frozenset(values)
-    return lambda x: isinstance(x, str) and x in allowed
+    allowed = frozenset(v for v in values if v is not None)
+    null_ok = None in values
+    return lambda x: (isinstance(x, str) and x in allowed) or (null_ok and x is None)
 
 
 def _required(names: list[str]) -> Check:
@@ -241,6 +243,8 @@ def _compile(doc: dict[str, Any], node: Any, refs: dict[str, Check]) -> Check:
                               _compile(doc, node.get("else", True), refs)))
         elif key == "allOf":
             checks.append(_all_of([_compile(doc, v, refs) for v in value]))
+        elif key == "anyOf":
+            checks.append(_any_of([_compile(doc, v, refs) for v in value]))
         else:
             raise _Unsupported(key)
     return _all_of(checks) if checks else (lambda x: True)

@@ -19,7 +19,9 @@ import pytest
 from baton import schema
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
-SOURCE_SCHEMAS = sorted(n for n in schema._all() if n.startswith("sources/"))
+# Sources whose payload has a fixed shape (generic-mapped takes any JSON: no $defs/payload).
+SOURCE_SCHEMAS = sorted(n for n in schema._all() if n.startswith("sources/")
+                        and "payload" in schema.load(n).get("$defs", {}))
 
 # Stand-ins for any value: every JSON type, edge lengths of the schemas' limits.
 VALUES: list[Any] = [None, True, 0, -1, 1.5, "", "x", "resolved", "x" * 255, "x" * 256,
