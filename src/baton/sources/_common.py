@@ -117,13 +117,14 @@ def quote(value: Any, limit: int = 64) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def check_payload(schema_name: str, payload: Any, what: str) -> None:
-    """Validate ``payload`` against ``$defs/payload`` of a source schema, all problems at once."""
+def check_payload(schema_name: str, payload: Any, what: str, pointer: str = "payload") -> None:
+    """Validate ``payload`` against ``$defs/<pointer>`` of a source schema (``payload``
+    unless the shape depends on a header, as Sentry's does), all problems at once."""
     try:
-        if schema.certainly_valid(schema_name, payload, pointer="payload"):
+        if schema.certainly_valid(schema_name, payload, pointer=pointer):
             return  # the common case, at a fraction of jsonschema's cost; errors from it
         found = [_shorten(p) for p in
-                 schema.problems(schema_name, payload, pointer="payload", prefix="payload")]
+                 schema.problems(schema_name, payload, pointer=pointer, prefix="payload")]
     except RecursionError:
         # jsonschema descends a few Python frames per level: JSON the decoder accepted
         # can still be too deep for it, and that is the sender's 400, not a 500.
