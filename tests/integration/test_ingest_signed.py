@@ -153,3 +153,21 @@ async def test_standard_webhooks_rotation_staleness_and_replay(
     del missing["webhook-id"]
     await post(gw, BODY, missing, 401)
     assert table_counts(tmp_path)["events"] == 2
+
+
+async def test_hmac_matches_githubs_published_example(aiohttp_client: ClientFactory,
+                                                      tmp_path: Path) -> None:
+    """GitHub's webhook docs: secret "It's a Secret to Everybody", body "Hello, World!".
+    The signature verifies (the body then is no alert: 400, not 401)."""
+    data = config_dict(tmp_path)
+    data["sources"]["app"]["auth"] = {"type": "hmac", "secret": {"env": "GH_SECRET"},
+                                      "header": "X-Hub-Signature-256", "prefix": "sha256="}
+    gw = await start_gateway(aiohttp_client, data, tmp_path,
+                             environ={"GH_SECRET": "It's a Secret to Everybody"})
+    expected = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    resp = await gw.client.post("/v1/ingest/app", data=b"Hello, World!", headers={
+        "Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={expected}"})
+    assert resp.status == 400, await resp.text()
+    resp = await gw.client.post("/v1/ingest/app", data=b"Hello, World?", headers={
+        "Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={expected}"})
+    assert resp.status == 401

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import AuthError, PayloadError, StorageUnavailable
 from . import state
 from .auth import check_signature, check_source
-from .problem import json_body
+from .problem import decode, raw_json_body
 
 log = structlog.get_logger("baton.ingest")
 
@@ -31,13 +31,14 @@ async def ingest(request: web.Request) -> web.Response:
         check_source(src_cfg.auth, request)
         stage = "body"
         adapter = pipeline.sources[name]
-        raw, payload = await json_body(request,
-                                       src_cfg.max_body_bytes or config.server.max_body_bytes,
-                                       adapter.content_types)
+        raw = await raw_json_body(request,
+                                  src_cfg.max_body_bytes or config.server.max_body_bytes,
+                                  adapter.content_types)
         stage = "auth"
         now = request.app[state.CLOCK].now()
         message_id = check_signature(src_cfg.auth, raw, request.headers, now)
         stage = "payload"
+        payload = decode(raw)
         http = request.app[state.DISPATCHER].http
         if http is None:
             # Only before startup has finished; a source's checks (an SNS signature) must

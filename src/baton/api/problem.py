@@ -62,6 +62,14 @@ async def json_body(request: web.Request, max_bytes: int,
     """Read and decode a JSON request body with the checks every endpoint shares:
     415 unless JSON (or one of ``also_accept``, for senders that mislabel JSON), 413 past
     ``max_bytes`` (before reading it all), 400 if malformed."""
+    raw = await raw_json_body(request, max_bytes, also_accept)
+    return raw, decode(raw)
+
+
+async def raw_json_body(request: web.Request, max_bytes: int,
+                        also_accept: tuple[str, ...] = ()) -> bytes:
+    """``json_body`` without the decoding, for callers that verify a signature over the
+    bytes first (an unauthenticated sender learns nothing about what would parse)."""
     ctype = request.content_type
     if (ctype != "application/json" and not ctype.endswith("+json")
             and ctype not in also_accept):
@@ -69,8 +77,7 @@ async def json_body(request: web.Request, max_bytes: int,
     if request.content_length is not None and request.content_length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,
                                             actual_size=request.content_length)
-    raw = await read_limited(request, max_bytes)
-    return raw, decode(raw)
+    return await read_limited(request, max_bytes)
 
 
 async def read_limited(request: web.Request, max_bytes: int) -> bytes:
