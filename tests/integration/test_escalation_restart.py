@@ -121,10 +121,12 @@ def escalations(doc: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 
 def settled(baton: Baton, inc: str) -> bool:
-    """All three levels escalated and delivered, and no timer left pending."""
+    """All three levels escalated and their triggers delivered (the updates each
+    escalation sends to those told before are not counted), no timer left pending."""
     pending = query(baton.db_path, "SELECT COUNT(*) FROM timers WHERE incident_id = ? AND "
                     "state = 'pending'", (inc,))[0][0]
-    delivered = [d for d in baton.deliveries("delivered") if d["incident_id"] == inc]
+    delivered = [d for d in baton.deliveries("delivered")
+                 if d["incident_id"] == inc and d["action"] == "trigger"]
     return pending == 0 and len(delivered) == 3
 
 
