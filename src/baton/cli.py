@@ -73,6 +73,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugin_problems(config: Config) -> list[str]:
+    """What only the plugins themselves can check when they are built (a mapping
+    expression, a URL, a key's length), as serve would find it at start."""
+    from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, load
+
+    problems: list[str] = []
+    plugins = [(SOURCE_GROUP, n, c.type, c.options) for n, c in config.sources.items()]
+    plugins += [(CONNECTOR_GROUP, n, c.type, c.options) for n, c in config.connectors.items()]
+    for group, name, type_, options in plugins:
+        try:
+            load(group, type_)(name, options)
+        except ConfigError as e:
+            problems += e.problems
+    return problems
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     problems = check_config(Path(args.file))
     for p in problems:
@@ -80,7 +96,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {args.file}", file=sys.stderr)
         return 1
-    for warning in config_warnings(load_config(Path(args.file))):
+    config = load_config(Path(args.file))
+    problems = _plugin_problems(config)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    for warning in config_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.file}: ok")
     return 0
@@ -236,6 +259,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("error: the payload is nested too deeply", file=sys.stderr)
+        return 2
     try:
         report = simulate(config, args.source, payload, at, silences)
     except (PayloadError, AuthError) as e:
@@ -243,6 +269,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         for problem in getattr(e, "errors", []):
             print(f"  {problem}", file=sys.stderr)
+        return 1
+    except ConfigError as e:  # what only the adapter can check, e.g. a mapping expression
+        for p in e.problems:
+            print(f"config error: {p}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0

@@ -95,3 +95,24 @@ def test_check_config_warns_about_open_sources_reachable_off_loopback(
     err = capsys.readouterr().err
     assert ("sources.app.auth: type none while listening on" in err) is warned
     assert "sources.signed" not in err
+
+
+def test_check_config_builds_the_plugins(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A problem only the plugin can see (a JMESPath expression, a PagerDuty key's length)
+    fails check-config with its path, as it would fail serve at start."""
+    import yaml
+
+    from baton import cli
+    data = config_dict(tmp_path)
+    data["sources"]["mapped"] = {"type": "generic-mapped", "auth": {"type": "none"},
+                                 "dedup_key": "id[", "summary": "title"}
+    data["connectors"]["pager"] = {"type": "pagerduty", "routing_key": {"env": "SHORT"}}
+    path = tmp_path / "baton.yaml"
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    monkeypatch.setenv("SHORT", "too-short")
+    assert cli.main(["check-config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "sources.mapped.dedup_key" in out
+    assert "connectors.pager.routing_key: must be 32 characters" in out
+    assert "too-short" not in out

@@ -119,7 +119,11 @@ def _value(value: Any) -> str | None:
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except RecursionError:  # as deep as the JSON decoder allows: the sender's 400
+        raise PayloadError("payload.result: a value is nested too deeply",
+                           ["payload.result: nested too deeply"]) from None
 
 
 def _time(value: str | None) -> datetime | None:
