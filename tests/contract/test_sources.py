@@ -144,6 +144,15 @@ def test_source_has_fixtures(type_: str) -> None:
         "no fixture pair showing that a problem and its resolve share a dedup key"
 
 
+@pytest.mark.parametrize("type_", SOURCE_TYPES)
+def test_fixtures_say_where_they_came_from(type_: str) -> None:
+    readme = FIXTURES / type_ / "README.md"
+    assert readme.is_file(), f"tests/fixtures/sources/{type_}/README.md is missing"
+    text = readme.read_text("utf-8")
+    unlisted = [c for c in _fixtures(type_) if c not in text]
+    assert not unlisted, f"fixtures not described in {type_}/README.md: {unlisted}"
+
+
 @pytest.mark.parametrize(("type_", "case"), _fixture_cases())
 def test_fixture(type_: str, case: str) -> None:
     fixture = _fixtures(type_)[case]
