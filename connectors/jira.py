@@ -32,15 +32,14 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from baton import __version__
-from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from . import _jira_adf as adf
+from ._config import base_url, reveal
 from ._jira_webhook import parse_webhook
 
 MARKER = adf.MARKER
@@ -83,12 +82,8 @@ class JiraConnector(Connector):
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         super().__init__(name, config)
-        url = URL(str(config["url"]))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError([f"connectors.{name}.url: not an absolute http(s) URL"])
-        self.site = str(url).rstrip("/")
-        token: str | Secret = config["api_token"]
-        raw = token.reveal() if isinstance(token, Secret) else token
+        self.site = base_url(name, "url", config["url"])
+        raw = reveal(config["api_token"])
         pair = base64.b64encode(f"{config['email']}:{raw}".encode()).decode()
         self._auth = f"Basic {pair}"  # revealed only for the wire
         self._hidden = [s for s in (raw, pair) if s]

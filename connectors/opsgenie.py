@@ -29,15 +29,15 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from baton import __version__
-from baton.errors import ConfigError, PayloadError
+from baton.errors import PayloadError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackAction, CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from . import _callback
+from ._config import base_url
 
 BASE_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
 PRIORITIES = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
@@ -67,11 +67,8 @@ class OpsgenieConnector(Connector):
         super().__init__(name, config)
         key: str | Secret = config["api_key"]
         self._key = key.reveal() if isinstance(key, Secret) else key
-        base = config.get("url") or BASE_URLS[config.get("region", "us")]
-        url = URL(base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError([f"connectors.{name}.url: not an absolute http(s) URL"])
-        self.base_url = str(url).rstrip("/")
+        self.base_url = base_url(name, "url",
+                                 config.get("url") or BASE_URLS[config.get("region", "us")])
         self._responders: list[dict[str, str]] = list(config.get("responders") or [])
         self._tags: list[str] = list(config.get("tags") or [])
         self._callback_tokens = _callback.reveal_all(config.get("callback_token"))

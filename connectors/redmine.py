@@ -24,13 +24,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
-from yarl import URL
 
 from baton import __version__
-from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
+
+from ._config import base_url
 
 PRIORITIES = {"critical": "Urgent", "error": "High", "warning": "Normal", "info": "Low"}
 NOTE_PREFIX = "[baton]"
@@ -71,10 +71,7 @@ class RedmineConnector(Connector):
         super().__init__(name, config)
         key: str | Secret = config["api_key"]
         self._key = key.reveal() if isinstance(key, Secret) else key
-        url = URL(config["url"])
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError([f"connectors.{name}.url: not an absolute http(s) URL"])
-        self.base_url = str(url).rstrip("/")
+        self.base_url = base_url(name, "url", config["url"])
         self.project = str(config["project"])
         self._tracker: str | int | None = config.get("tracker")
         self._priorities: dict[str, str | int] = {**PRIORITIES,

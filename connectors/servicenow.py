@@ -27,13 +27,14 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from baton import __version__
 from baton.errors import AuthError, ConfigError, PayloadError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
+
+from ._config import base_url
 
 TABLE = "/api/now/table/incident"
 DEFAULT_LEVELS = {"critical": {"urgency": 1, "impact": 1}, "error": {"urgency": 1, "impact": 2},
@@ -65,10 +66,7 @@ class ServiceNowConnector(Connector):
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         super().__init__(name, config)
-        url = URL(str(config["instance_url"]))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError([f"connectors.{name}.instance_url: not an absolute http(s) URL"])
-        self.base_url = str(url).rstrip("/")
+        self.base_url = base_url(name, "instance_url", config["instance_url"])
         self.username: str = config["username"]
         password, token = _reveal(config.get("password")), _reveal(config.get("token"))
         if bool(password) == bool(token):

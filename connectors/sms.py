@@ -33,13 +33,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
-from yarl import URL
 
 from baton import __version__
 from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import Connector, classify_status
 from baton.secret import Secret
+
+from ._config import base_url
 
 BASE_URL = "https://api.twilio.com"
 DEFAULT_ACTIONS = ("trigger", "update", "resolve")
@@ -87,10 +88,7 @@ class SmsConnector(Connector):
         # Built by hand: aiohttp's BasicAuth is deprecated in new releases, and its
         # replacement does not exist in the oldest we support.
         self._basic = base64.b64encode(f"{self._sid}:{self._token}".encode()).decode()
-        base = URL(config.get("url") or BASE_URL)
-        if base.scheme not in ("http", "https") or not base.host:
-            raise ConfigError([f"connectors.{name}.url: not an absolute http(s) URL"])
-        self.base_url = str(base).rstrip("/")
+        self.base_url = base_url(name, "url", config.get("url") or BASE_URL)
         self._from: str | None = config.get("from")
         self._service: str | None = config.get("messaging_service_sid")
         if not (self._from or self._service):

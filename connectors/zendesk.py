@@ -37,13 +37,14 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import aiohttp
-from yarl import URL
 
 from baton import __version__
-from baton.errors import AuthError, ConfigError, PayloadError
+from baton.errors import AuthError, PayloadError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackAction, CallbackEvent, Connector, classify_status
 from baton.secret import Secret
+
+from ._config import base_url, reveal
 
 PRIORITIES = {"critical": "urgent", "error": "high", "warning": "normal", "info": "low"}
 SUBJECT_CHARS, TEXT_CHARS = 150, 10000
@@ -70,12 +71,8 @@ class ZendeskConnector(Connector):
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         super().__init__(name, config)
-        url = URL(str(config["url"]))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError([f"connectors.{name}.url: not an absolute http(s) URL"])
-        self.base_url = str(url).rstrip("/")
-        token: str | Secret = config["api_token"]
-        self._token = token.reveal() if isinstance(token, Secret) else token
+        self.base_url = base_url(name, "url", config["url"])
+        self._token = reveal(config["api_token"])
         basic = base64.b64encode(f"{config['email']}/token:{self._token}".encode()).decode()
         self._auth = f"Basic {basic}"
         self._secrets = [s for s in (self._token, basic) if s]
