@@ -874,3 +874,18 @@ async def test_a_new_alert_in_the_group_updates_once_but_not_with_the_first(
     await tl.settle()
     assert tl.sent(1, updates=True) == [
         (30, "hook", "update", key(inc, "hook", "update", "alert", "app", "c"))]
+
+
+async def test_unacknowledge_tells_those_told_of_the_acknowledgement(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    gw = await gateway(aiohttp_client, esc_config(tmp_path, receiver.url), tmp_path, clock)
+    tl = Timeline(gw, receiver)
+    inc = await tl.open()
+    await tl.post(f"/v1/incidents/{inc}/acknowledge", {"by": "bob"}, 200)
+    await tl.to(60)
+    await tl.post(f"/v1/incidents/{inc}/unacknowledge", {"by": "bob"}, 200)
+    updates = [s for s in tl.sent(updates=True) if s[2] == "update"]
+    assert updates == [(60, "hook", "update", key(inc, "hook", "update", "unack1"))]
+    doc = next(r.doc for r in receiver.received if r.action == "update")
+    assert (doc["status"], doc["acknowledged_by"]) == ("triggered", None)

@@ -150,6 +150,12 @@ def unacknowledge(tx: Tx, inc: dict[str, Any], now: float, actor: str,
     cancel(tx, inc["id"], ("ack_timeout",))
     tx.timeline(inc["id"], now, "unacknowledged", actor, detail)
     arm_step(tx, inc["id"], snapshot(inc), esc.Step(inc["level"], inc["loops"]), now)
+    # Those told of the acknowledgement hear that it no longer holds (the document they
+    # get says triggered again): a page or ticket must not stay "acknowledged" there.
+    from .incidents import _fan_out  # incidents imports this module
+    n = tx.one("SELECT COUNT(*) AS n FROM timeline WHERE incident_id = ? "
+               "AND type = 'unacknowledged'", (inc["id"],))
+    _fan_out(tx, inc["id"], "update", now, f"unack{int(n['n']) if n else 1}")
 
 
 def on_acknowledged(tx: Tx, inc: dict[str, Any], now: float) -> None:
