@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from . import __version__
-from .api import callbacks, manage, ops, schedules, silences, state
+from .api import callbacks, manage, ops, reports, schedules, silences, state
 from .api import ingest as ingest_api
 from .api.problem import Handler, problem_middleware
 from .backoff import RetryPolicy
@@ -139,6 +139,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_delete("/v1/silences/{id}", silences.expire)
     r.add_get("/v1/deliveries", manage.list_deliveries)
     r.add_post("/v1/deliveries/{id}/retry", manage.retry_delivery)
+    r.add_get("/v1/reports/response", reports.response)
+    r.add_get("/v1/reports/recurring", reports.recurring)
     r.add_get("/v1/schedules/{name}/oncall", schedules.oncall)
     r.add_post("/v1/callbacks/{connector}", callbacks.callback)
     r.add_get("/healthz", ops.healthz)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config, check_config, config_warnings, load_config
-from .errors import ConfigError, Conflict, NotFound
+from .errors import ConfigError, Conflict, NotFound, StorageUnavailable
 
 if TYPE_CHECKING:
     from .store import Store
@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error) as e:
+    except (OSError, sqlite3.Error, StorageUnavailable) as e:
         # Port taken, storage directory not writable, database locked or corrupt: say
         # so in one line, not a traceback.
         print(f"error: cannot start: {e}", file=sys.stderr)
@@ -119,7 +119,7 @@ def _open_store(config: Config) -> Store:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)
         raise SystemExit(1) from None
-    except (OSError, sqlite3.Error) as e:
+    except (OSError, sqlite3.Error, StorageUnavailable) as e:
         print(f"error: cannot open storage: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     return store
@@ -190,6 +190,40 @@ async def _silence(args: argparse.Namespace, config: Config) -> int:
         return 1
     finally:
         store.close()
+
+
+async def _report(args: argparse.Namespace, config: Config) -> int:
+    from . import report
+    from .errors import StorageUnavailable
+
+    store = _open_store(config)
+    now = time.time()
+    try:
+        response = await report.response_doc(store, args.since, now)
+        recurring = await report.recurring_doc(store, args.since, args.limit, now)
+    except StorageUnavailable as e:
+        print(f"error: cannot read storage: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"response": response, "recurring": recurring}, indent=2))
+    else:
+        print(report.render(response, recurring))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+    from .errors import PayloadError
+
+    try:
+        args.since = report.parse_since(args.since)
+        args.limit = report.parse_limit(args.limit)
+    except PayloadError as e:
+        print(f"error: --{e.errors[0]}: {e.detail}", file=sys.stderr)
+        return 2
+    return asyncio.run(_report(args, _load(args.config)))
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
@@ -333,6 +367,16 @@ def parser() -> argparse.ArgumentParser:
     dr = dsub.add_parser("replay", help="send dead-lettered deliveries again")
     dr.add_argument("id", nargs="?", help="delivery id")
     dr.add_argument("--all", action="store_true", help="every dead-lettered delivery")
+    r = sub.add_parser("report", help="MTTA/MTTR by service, escalation rate and the top "
+                       "recurring problems over incidents created in the last --since")
+    r.add_argument("--since", default="30d", help="window, e.g. 24h, 7d (default 30d, "
+                   "at most 365d)")
+    r.add_argument("--limit", default="10", help="recurring problems shown (default 10, "
+                   "at most 100)")
+    r.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    r.add_argument("--json", action="store_true", help="the API's documents: "
+                   '{"response": ..., "recurring": ...}')
+    r.set_defaults(func=cmd_report)
     o = sub.add_parser("oncall", help="who is on call on a schedule, now or at --at")
     o.add_argument("schedule")
     o.add_argument("--at", help="RFC 3339 time; without an offset, the schedule's local time")

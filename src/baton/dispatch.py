@@ -70,7 +70,10 @@ class Dispatcher:
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.lease = lease
-        self.worker = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        # Unique per process run: containers share pid 1 and often a hostname, and a
+        # replica must never finish or release another's claims (PostgreSQL).
+        self.worker = worker_id or (f"{socket.gethostname()}:{os.getpid()}:"
+                                    f"{os.urandom(3).hex()}")
         self.http: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}

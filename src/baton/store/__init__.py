@@ -1,8 +1,8 @@
 """The storage port: everything the pipeline needs from durable storage, nothing more.
 
 ``Store`` is the one implementation of the port's operations; an ``Engine`` supplies
-transactions (SQLite now; PostgreSQL implements the same ``read``/``write`` contract with
-its own connection pool and ``FOR UPDATE SKIP LOCKED`` claims).
+transactions (SQLite, or PostgreSQL with the same ``read``/``write`` contract on its own
+connection pool and ``FOR UPDATE SKIP LOCKED`` claims).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from . import callbacks as _cb
 from . import deliveries as _d
 from . import escalations as _e
 from . import incidents as _i
+from . import reports as _r
 from . import silences as _s
 from . import views as _v
 from .records import (
@@ -128,6 +129,17 @@ class Store:
                              ) -> tuple[list[dict[str, Any]], str | None]:
         return await self.engine.read(
             lambda tx: _v.list_incidents(tx, status, service, limit, cursor))
+
+    # --- reports ---------------------------------------------------------------------
+    async def response_report(self, start: float, end: float) -> dict[str, Any]:
+        """MTTA/MTTR, escalation and suppression over incidents created in [start, end],
+        overall and by service."""
+        return await self.engine.read(lambda tx: _r.response(tx, start, end))
+
+    async def recurring_report(self, start: float, end: float,
+                               limit: int) -> list[dict[str, Any]]:
+        """The incident keys that recurred most among incidents created in [start, end]."""
+        return await self.engine.read(lambda tx: _r.recurring(tx, start, end, limit))
 
     # --- silences --------------------------------------------------------------------
     async def create_silence(self, matchers: Sequence[str], starts_at: float, ends_at: float,
@@ -251,6 +263,8 @@ def open_store(url: str, busy_timeout: float = 5.0, max_pending: int = 10000) ->
 
         return Store(SQLiteEngine(url, busy_timeout, max_pending), single_process=True)
     if url.startswith(("postgresql:", "postgres:")):
-        raise ConfigError(["storage.url: PostgreSQL storage is not available in this "
-                           "version yet; use sqlite:///path/to/baton.db"])
+        from .postgres import PostgresEngine
+
+        # Other replicas may hold claims: they are taken back only when their leases end.
+        return Store(PostgresEngine(url, busy_timeout, max_pending), single_process=False)
     raise ConfigError([f"storage.url: unsupported scheme in {url.split(':', 1)[0]!r}"])

@@ -34,17 +34,20 @@ class CallbackResult:
 
 
 def find_incident(tx: Tx, connector: str, event: CallbackEvent) -> dict[str, Any] | None:
+    found = None
     if event.incident_id:
-        row = tx.one("SELECT id, status FROM incidents WHERE id = ?", (event.incident_id,))
-        if row is not None:
-            return row
-    if event.external_id:
+        found = tx.one("SELECT id FROM incidents WHERE id = ?", (event.incident_id,))
+    if found is None and event.external_id:
         # A recurrence may share its predecessor's ticket: the open incident wins.
-        return tx.one("SELECT i.id, i.status FROM external_refs r JOIN incidents i "
-                      "ON i.id = r.incident_id WHERE r.connector = ? AND r.ref_id = ? "
-                      "ORDER BY CASE WHEN i.status = 'resolved' THEN 1 ELSE 0 END, "
-                      "i.id DESC", (connector, event.external_id))
-    return None
+        found = tx.one("SELECT i.id FROM external_refs r JOIN incidents i "
+                       "ON i.id = r.incident_id WHERE r.connector = ? AND r.ref_id = ? "
+                       "ORDER BY CASE WHEN i.status = 'resolved' THEN 1 ELSE 0 END, "
+                       "i.id DESC", (connector, event.external_id))
+    if found is None:
+        return None
+    # Its state is decided on the row as the last change committed it: on PostgreSQL a
+    # callback and an API acknowledge at once take turns (the second is ``unchanged``).
+    return _i._row(tx, found["id"])
 
 
 def _apply_one(tx: Tx, connector: str, event: CallbackEvent, inc: dict[str, Any],

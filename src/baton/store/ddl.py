@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS incidents (
 );
 CREATE INDEX IF NOT EXISTS incidents_key ON incidents (incident_key, created_at);
 CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, id);
+CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at);
 CREATE TABLE IF NOT EXISTS alerts (
   incident_id TEXT NOT NULL,
   -- an alert is identified by the source instance that sent it and its dedup key

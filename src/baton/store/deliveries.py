@@ -62,7 +62,11 @@ def claim(tx: Tx, connector: str, limit: int, now: float, lease: float, worker: 
 def finish(tx: Tx, o: DeliveryOutcome, worker: str) -> bool:
     """Record one attempt's result. Returns False when our lease was lost (another worker
     reclaimed the row after it expired): then the other worker's result stands."""
-    row = tx.one("SELECT * FROM deliveries WHERE id = ?", (o.delivery_id,))
+    # Locked on PostgreSQL: a replica reclaiming the expired lease meanwhile commits
+    # first, and then this sees its claim instead of overwriting it.
+    lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    row = tx.one("SELECT * FROM deliveries WHERE id = ?" + lock,  # noqa: S608
+                 (o.delivery_id,))
     if row is None or row["state"] != "in_flight" or row["claimed_by"] != worker:
         return False
     ref = json.dumps(dict(o.external_ref)) if o.external_ref else row["external_ref"]

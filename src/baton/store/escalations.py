@@ -170,12 +170,18 @@ def on_acknowledged(tx: Tx, inc: dict[str, Any], now: float) -> None:
 
 _DUE = ("SELECT t.* FROM timers t WHERE t.state = 'pending' AND t.due_at <= ? "
         "ORDER BY t.due_at, t.id LIMIT ?")
+# PostgreSQL: the timer and its incident are locked together, and a timer whose incident
+# another transaction is changing (an acknowledge cancelling this very timer) is left for
+# the next poll instead of waited for, so firing never deadlocks with such a change.
+_DUE_LOCKED = ("SELECT t.* FROM timers t JOIN incidents i ON i.id = t.incident_id "
+               "WHERE t.state = 'pending' AND t.due_at <= ? ORDER BY t.due_at, t.id "
+               "LIMIT ? FOR UPDATE OF t, i SKIP LOCKED")
 
 
 def fire_due(tx: Tx, now: float, limit: int, resolve: Resolver,
              skip_locked: bool = False) -> int:
     """Fire up to ``limit`` due timers; returns how many fired."""
-    rows = tx.all(_DUE + (" FOR UPDATE SKIP LOCKED" if skip_locked else ""), (now, limit))
+    rows = tx.all(_DUE_LOCKED if skip_locked else _DUE, (now, limit))
     fired = 0
     for timer in rows:
         if tx.run("UPDATE timers SET state = 'fired', fired_at = ? WHERE id = ? "

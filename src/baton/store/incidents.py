@@ -307,7 +307,12 @@ def _acknowledge(tx: Tx, incident_id: str, by: str, note: str | None, now: float
 
 
 def _row(tx: Tx, incident_id: str) -> dict[str, Any]:
-    inc = tx.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+    # On PostgreSQL, changes to one incident from several replicas (or connections) take
+    # turns: each decides on the row as the previous one committed it, and the MAX(seq)
+    # of its deliveries is read by one transaction at a time (SQLite has one writer).
+    lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    inc = tx.one("SELECT * FROM incidents WHERE id = ?" + lock,  # noqa: S608
+                 (incident_id,))
     if inc is None:
         raise NotFound(f"incident {incident_id} not found")
     return inc
