@@ -309,6 +309,8 @@ class SlackConnector(Connector):
             raise AuthError("X-Slack-Signature and X-Slack-Request-Timestamp are required",
                             _CHALLENGE)
         try:
+            if len(stamp) > 12:  # no Unix time, and too big for float arithmetic
+                raise ValueError(stamp)
             when = int(stamp)
         except ValueError:
             raise AuthError("X-Slack-Request-Timestamp is not a Unix time",

@@ -25,7 +25,10 @@ class Secret:
 
     def equals(self, other: str) -> bool:
         """Constant-time comparison, so a wrong guess leaks no prefix length."""
-        return hmac.compare_digest(self._value.encode(), other.encode())
+        # surrogateescape: a header with invalid UTF-8 arrives with lone surrogates and
+        # must compare unequal, not raise.
+        return hmac.compare_digest(self._value.encode(),
+                                   other.encode("utf-8", "surrogateescape"))
 
     def __repr__(self) -> str:
         return f"Secret({self._origin or '***'})"

@@ -103,8 +103,8 @@ def verify(
     compared in constant time so a wrong guess learns nothing about the right one.
     """
     ts_text = str(timestamp).strip()
-    if not ts_text.isascii() or not ts_text.isdigit():
-        return False
+    if not ts_text.isascii() or not ts_text.isdigit() or len(ts_text) > 12:
+        return False  # a longer one is no Unix time (and overflows float arithmetic)
     if abs(now - int(ts_text)) > tolerance:
         return False
     expected = _digest(secret, msg_id, ts_text, body)

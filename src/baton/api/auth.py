@@ -103,7 +103,9 @@ def _check_hmac(auth: AuthConfig, raw: bytes, headers: Mapping[str, str], now: f
     message = raw
     if auth.timestamp_header:
         stamp = headers.get(auth.timestamp_header, "").strip()
-        if not stamp.isascii() or not stamp.isdigit():
+        # Unix seconds have 10 digits until 2286; a longer one is no time (and too big
+        # for float arithmetic).
+        if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
             raise AuthError(f"missing or malformed {auth.timestamp_header}", HMAC)
         if abs(now - int(stamp)) > auth.tolerance:
             raise AuthError(f"{auth.timestamp_header} is too far from now (replayed or "
@@ -129,7 +131,8 @@ def _check_standard_webhooks(auth: AuthConfig, raw: bytes, headers: Mapping[str,
     if not (msg_id and stamp and signature):
         raise AuthError("webhook-id, webhook-timestamp and webhook-signature are required",
                         STANDARD_WEBHOOKS)
-    if not stamp.isascii() or not stamp.isdigit() or abs(now - int(stamp)) > auth.tolerance:
+    if (not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12
+            or abs(now - int(stamp)) > auth.tolerance):
         raise AuthError("webhook-timestamp is missing, malformed or too far from now",
                         STANDARD_WEBHOOKS)
     matched = False

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..errors import AuthError, PayloadError
 from . import state
-from .problem import read_limited
+from .problem import check_headers, read_limited
 
 log = structlog.get_logger("baton.callbacks")
 
@@ -38,7 +38,11 @@ async def callback(request: web.Request) -> web.Response:
     body = await read_limited(request, MAX_BODY)
     now = request.app[state.CLOCK].now()
     try:
-        events = connector.callback(body, request.headers, now)
+        check_headers(request)
+        try:
+            events = connector.callback(body, request.headers, now)
+        except RecursionError:  # JSON nested as deep as the decoder goes: the sender's
+            raise PayloadError("body nested too deeply") from None
     except (AuthError, PayloadError) as e:
         reason = "auth" if isinstance(e, AuthError) else "payload"
         metrics.callbacks.labels(name, reason).inc()

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import AuthError, PayloadError, StorageUnavailable
 from . import state
 from .auth import check_signature, check_source
-from .problem import decode, raw_json_body
+from .problem import check_headers, decode, raw_json_body
 
 log = structlog.get_logger("baton.ingest")
 
@@ -28,6 +28,7 @@ async def ingest(request: web.Request) -> web.Response:
     started = time.perf_counter()
     stage = "auth"
     try:
+        check_headers(request)
         check_source(src_cfg.auth, request)
         stage = "body"
         adapter = pipeline.sources[name]

@@ -12,7 +12,7 @@ from ..errors import PayloadError
 from ..store import Store
 from . import state
 from .auth import check_management
-from .problem import Handler, json_body
+from .problem import Handler, check_headers, json_body
 
 MAX_BODY = 64 * 1024
 INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
@@ -20,6 +20,7 @@ DELIVERY_STATES = ("pending", "in_flight", "delivered", "dead")
 
 
 def authorize(request: web.Request) -> str | None:
+    check_headers(request)
     if "id" in request.match_info:
         kind = request.path.split("/")[2]  # /v1/<kind>/{id}...
         key = {"deliveries": "delivery_id", "silences": "silence_id"}.get(kind, "incident_id")

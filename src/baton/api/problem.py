@@ -110,3 +110,11 @@ def decode(raw: bytes) -> Any:
         raise PayloadError("malformed JSON: nested too deeply") from None
     except ValueError:  # an integer past Python's digit limit (int_max_str_digits)
         raise PayloadError("malformed JSON: number too long") from None
+
+
+def check_headers(request: web.Request) -> None:
+    """400 for a header that is not valid UTF-8. aiohttp hands such bytes over as lone
+    surrogates, which no comparison or ``encode()`` downstream expects (a 500 before)."""
+    for name, value in request.headers.items():
+        if any("\udc80" <= ch <= "\udcff" for ch in value):
+            raise PayloadError(f"header {name} is not valid UTF-8", [name])
