@@ -1,9 +1,10 @@
 """The cloudwatch source's tables and corners the fixtures do not show: the severity
 convention, states, the string SNS signs, which URLs may be fetched, certificate caching
-and expiry, console links per partition."""
+(failures too, per-URL locking) and expiry, console links per partition."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from baton.errors import AuthError, PayloadError
+from baton.errors import AuthError, PayloadError, StorageUnavailable
 from baton.model import Alert
 from baton.sources import _sns
 from baton.sources.cloudwatch import CloudWatchSource
@@ -146,6 +147,45 @@ def test_which_urls_may_be_fetched(url: str, ok: bool) -> None:
     assert (_sns.allowed_url(url, DEFAULT, allow_http=False) is not None) is ok
 
 
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://sns.us-west-2.amazonaws.com/"
+     "SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem", True),
+    ("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-0a1b.pem", True),
+    ("https://sns.us-west-2.amazonaws.com/x/../SimpleNotificationService-0a.pem", True),
+    ("https://sns.us-west-2.amazonaws.com/", False),
+    ("https://sns.us-west-2.amazonaws.com/x.pem", False),
+    ("https://sns.us-west-2.amazonaws.com/?Action=ListTopics", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0a.pem?Action=x", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0a.pem#x", False),
+    ("https://sns.us-west-2.amazonaws.com/a/SimpleNotificationService-0a.pem", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0A.pem", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-.pem", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0g.pem", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0a.pem.txt", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0a%2Fx.pem", False),
+    ("https://sns.us-west-2.amazonaws.com/SimpleNotificationService-" + "a" * 65 + ".pem",
+     False),
+    ("http://sns.us-west-2.amazonaws.com/SimpleNotificationService-0a.pem", False),
+    ("https://evil.example/SimpleNotificationService-0a.pem", False),
+])
+def test_which_certificate_urls_may_be_fetched(url: str, ok: bool) -> None:
+    assert (_sns.allowed_cert_url(url, DEFAULT, allow_http=False) is not None) is ok
+
+
+async def test_a_forged_certificate_path_is_refused_before_any_fetch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fetch(url: Any, http: Any) -> bytes:
+        raise AssertionError(f"fetched {url}")
+
+    monkeypatch.setattr(_sns, "_fetch", fetch)
+    signed = {"Type": "Notification", "MessageId": "i", "TopicArn": "t", "Message": "m",
+              "Timestamp": "x", "SignatureVersion": "2", "Signature": "AAAA",
+              "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/?Action=ListTopics"}
+    with pytest.raises(AuthError, match="SigningCertURL"):
+        await _sns.verify(signed, 0.0, None, _sns.CertificateCache(), DEFAULT,  # type: ignore[arg-type]
+                          allow_http=False)
+
+
 def test_allow_http_is_needed_for_http() -> None:
     local = re.compile(r"^127\.0\.0\.1$")
     assert _sns.allowed_url("http://127.0.0.1:8/c.pem", local, allow_http=False) is None
@@ -175,12 +215,13 @@ def test_certificate_loading_refuses_what_is_not_an_rsa_certificate() -> None:
 
 async def test_expired_certificate_and_bad_base64_are_refused() -> None:
     class Cache(_sns.CertificateCache):
-        async def get(self, url: Any, http: Any) -> Any:
+        async def get(self, url: Any, http: Any, now: float) -> Any:
             return _sns._load(_pem(2021))
 
     signed = {"Type": "Notification", "MessageId": "i", "TopicArn": "t", "Message": "m",
               "Timestamp": "x", "SignatureVersion": "2", "Signature": "AAAA",
-              "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/c.pem"}
+              "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/"
+                                "SimpleNotificationService-0123abc.pem"}
     with pytest.raises(AuthError, match="not valid now"):
         await _sns.verify(signed, 1_767_225_600.0, None, Cache(), DEFAULT,  # type: ignore[arg-type]
                           allow_http=False)
@@ -203,7 +244,7 @@ async def test_certificate_cache_is_bounded_and_keeps_recently_used(
     monkeypatch.setattr(_sns, "_fetch", fetch)
     cache = _sns.CertificateCache(size=2)
     for path in ("/a", "/b", "/a", "/c", "/a", "/b"):
-        await cache.get(URL("https://sns.eu-west-1.amazonaws.com" + path), None)  # type: ignore[arg-type]
+        await cache.get(URL("https://sns.eu-west-1.amazonaws.com" + path), None, 0.0)  # type: ignore[arg-type]
     # /a stays (used again before /c came), /b was evicted by /c and is fetched again.
     assert fetched == ["/a", "/b", "/c", "/b"]
 
@@ -239,3 +280,108 @@ def test_fast_alarm_check_never_passes_what_jsonschema_refuses() -> None:
             assert not fast or slow, variant
             checked += 1
     assert checked > 500
+
+
+def _counting_fetch(monkeypatch: pytest.MonkeyPatch, outcome: dict[str, Any]
+                    ) -> list[str]:
+    """Replace the network fetch: each path maps to bytes or an exception to raise (or
+    an asyncio.Event to wait for, then a 404)."""
+    fetched: list[str] = []
+
+    async def fetch(url: Any, http: Any) -> bytes:
+        fetched.append(url.path)
+        result = outcome[url.path]
+        if isinstance(result, asyncio.Event):
+            await result.wait()
+            raise AuthError("SigningCertURL answered HTTP 404")
+        if isinstance(result, Exception):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(_sns, "_fetch", fetch)
+    return fetched
+
+
+async def test_a_failed_certificate_url_is_remembered_briefly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from yarl import URL
+
+    missing, down = "/SimpleNotificationService-404.pem", "/SimpleNotificationService-503.pem"
+    fetched = _counting_fetch(monkeypatch, {
+        missing: AuthError("SigningCertURL answered HTTP 404"),
+        down: StorageUnavailable("SNS certificate host answered 503")})
+    cache = _sns.CertificateCache()
+
+    async def get(path: str, now: float) -> None:
+        await cache.get(URL("https://sns.eu-west-1.amazonaws.com" + path), None, now)  # type: ignore[arg-type]
+
+    for now in (1000.0, 1001.0, 1059.0):
+        with pytest.raises(AuthError, match="404"):
+            await get(missing, now)
+    assert fetched == [missing], "a forged URL is fetched once a minute at most"
+    with pytest.raises(AuthError):
+        await get(missing, 1060.0)
+    assert fetched == [missing] * 2
+    with pytest.raises(AuthError):
+        await get(missing, 900.0)  # the clock was set back: the memory is not trusted
+    assert fetched == [missing] * 3
+
+    for now in (2000.0, 2004.0):
+        with pytest.raises(StorageUnavailable):
+            await get(down, now)
+    assert fetched.count(down) == 1
+    with pytest.raises(StorageUnavailable):
+        await get(down, 2005.0)  # SNS's own trouble is retried within seconds
+    assert fetched.count(down) == 2
+
+
+async def test_failure_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from yarl import URL
+
+    paths = [f"/SimpleNotificationService-{i:x}.pem" for i in range(5)]
+    fetched = _counting_fetch(monkeypatch, {p: AuthError("404") for p in paths})
+    cache = _sns.CertificateCache(failed_size=3)
+    for path in paths + paths[:1]:
+        with pytest.raises(AuthError):
+            await cache.get(URL("https://sns.eu-west-1.amazonaws.com" + path), None, 0.0)  # type: ignore[arg-type]
+    assert len(cache._failed) == 3
+    assert fetched == paths + paths[:1], "the oldest failure was forgotten"
+
+
+async def test_concurrent_fetches_of_a_failing_url_make_one_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from yarl import URL
+
+    gate = asyncio.Event()
+    path = "/SimpleNotificationService-bad.pem"
+    fetched = _counting_fetch(monkeypatch, {path: gate})
+    cache = _sns.CertificateCache()
+    url = URL("https://sns.eu-west-1.amazonaws.com" + path)
+    tasks = [asyncio.create_task(cache.get(url, None, 0.0)) for _ in range(10)]  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, AuthError) for r in results)
+    assert fetched == [path]
+    assert cache._locks == {}, "no lock outlives its fetch"
+
+
+async def test_a_hanging_url_does_not_hold_up_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    from yarl import URL
+
+    gate = asyncio.Event()
+    slow, good = "/SimpleNotificationService-5105.pem", "/SimpleNotificationService-900d.pem"
+    fetched = _counting_fetch(monkeypatch, {slow: gate, good: _pem(2030)})
+    cache = _sns.CertificateCache()
+    stuck = asyncio.create_task(
+        cache.get(URL("https://sns.eu-west-1.amazonaws.com" + slow), None, 0.0))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert fetched == [slow]
+    key, _, _ = await asyncio.wait_for(
+        cache.get(URL("https://sns.eu-west-1.amazonaws.com" + good), None, 0.0), 1)  # type: ignore[arg-type]
+    assert isinstance(key, rsa.RSAPublicKey) and not stuck.done()
+    assert len(cache._locks) == 1
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
+    assert cache._locks == {}, "a cancelled fetch releases its lock entry too"

@@ -5,8 +5,12 @@ string to sign is ``key\\nvalue\\n`` for a fixed list of envelope keys in byte o
 signature is RSA PKCS#1 v1.5 over it with SHA1 (``SignatureVersion`` "1") or SHA256 ("2"),
 by the key of the X.509 certificate at ``SigningCertURL``. That URL comes from the body
 itself, so it is only fetched when it names an SNS host (a certificate from anywhere else
-would let anyone sign), and certificates are cached by URL: SNS signs every message of a
-region with the same one for months.
+would let anyone sign) and has the path SNS serves its certificates at,
+``/SimpleNotificationService-<hex>.pem`` (AWS documents only the host; every certificate
+SNS has published has that path, and the AWS SDK validators require ``.pem``), so an
+unsigned body cannot make Baton request any other resource of the SNS host. Certificates
+are cached by URL (SNS signs every message of a region with the same one for months),
+failed fetches briefly too, and each URL is fetched under its own lock.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from cryptography import x509
@@ -31,6 +35,10 @@ from ..errors import AuthError, StorageUnavailable
 
 CHALLENGE = 'SNS realm="baton"'
 DEFAULT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+# The path of every SigningCertURL SNS sends, e.g.
+# /SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem (matched against the raw,
+# still percent-encoded path: no escapes, no dot segments, no query, no fragment).
+CERT_PATH_PATTERN = re.compile(r"/SimpleNotificationService-[0-9a-f]{1,64}\.pem")
 
 # The keys signed, in the order AWS concatenates them (alphabetical, as documented).
 _NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
@@ -41,6 +49,13 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.
 MAX_CERT_BYTES = 64 * 1024  # an SNS certificate is about 2 kB; anything huge is not one
 FETCH_TIMEOUT = 10.0
 CACHE_SIZE = 32  # one certificate per region and rotation; a few dozen is plenty
+# A URL whose fetch failed is answered from memory for a while: 404 and not-a-certificate
+# (a forged URL: it will not turn into a certificate) for a minute; network trouble and
+# SNS 5xx only for a few seconds, which collapses a burst without outlasting SNS's retries
+# (its default policy retries 20 s apart).
+FAILED_TTL = 60.0
+UNAVAILABLE_TTL = 5.0
+FAILED_CACHE_SIZE = 256
 
 
 def string_to_sign(envelope: Mapping[str, Any]) -> bytes:
@@ -73,29 +88,84 @@ def allowed_url(url: str, host_pattern: re.Pattern[str], allow_http: bool) -> UR
     return parsed
 
 
-class CertificateCache:
-    """Public keys by certificate URL, least recently used evicted first. Fetches are
-    serialised: they happen once per region and rotation, and two messages arriving
-    together must not fetch the same certificate twice."""
+def allowed_cert_url(url: str, host_pattern: re.Pattern[str], allow_http: bool) -> URL | None:
+    """The parsed SigningCertURL when it may be fetched: an allowed URL (see
+    ``allowed_url``) whose path is SNS's certificate path, without query or fragment."""
+    parsed = allowed_url(url, host_pattern, allow_http)
+    if (parsed is None or parsed.raw_query_string or parsed.raw_fragment
+            or not CERT_PATH_PATTERN.fullmatch(parsed.raw_path)):
+        return None
+    return parsed
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
+
+class _Failure(NamedTuple):
+    since: float
+    until: float
+    error: AuthError | StorageUnavailable
+
+
+class CertificateCache:
+    """Public keys by certificate URL, least recently used evicted first, and recent
+    failures by URL. Fetches of one URL are serialised (two messages arriving together
+    must not fetch the same certificate twice, nor retry a URL that just failed), fetches
+    of different URLs are not: a slow or failing URL never delays another one. A lock
+    lives only while a fetch of its URL is running or awaited, so there are never more
+    locks than requests in flight."""
+
+    def __init__(self, size: int = CACHE_SIZE, failed_size: int = FAILED_CACHE_SIZE) -> None:
         self.size = size
+        self.failed_size = failed_size
         self._keys: OrderedDict[str, tuple[rsa.RSAPublicKey, datetime, datetime]] = \
             OrderedDict()
-        self._lock = asyncio.Lock()
+        self._failed: OrderedDict[str, _Failure] = OrderedDict()
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    async def get(self, url: URL, http: aiohttp.ClientSession
+    async def get(self, url: URL, http: aiohttp.ClientSession, now: float
                   ) -> tuple[rsa.RSAPublicKey, datetime, datetime]:
+        """The certificate's key and validity; ``now`` (seconds) ages the failures."""
         key = str(url)
+        found = self._cached(key, now)
+        if found is not None:
+            return found
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                found = self._cached(key, now)
+                if found is not None:
+                    return found
+                try:
+                    loaded = _load(await _fetch(url, http))
+                except (AuthError, StorageUnavailable) as exc:
+                    ttl = FAILED_TTL if isinstance(exc, AuthError) else UNAVAILABLE_TTL
+                    self._failed[key] = _Failure(now, now + ttl, exc)
+                    self._failed.move_to_end(key)
+                    while len(self._failed) > self.failed_size:
+                        self._failed.popitem(last=False)
+                    raise
+                self._keys[key] = loaded
+                while len(self._keys) > self.size:
+                    self._keys.popitem(last=False)
+                return loaded
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def _cached(self, key: str, now: float
+                ) -> tuple[rsa.RSAPublicKey, datetime, datetime] | None:
+        """The cached key, or None to fetch; raises the failure of a recent fetch."""
         if key in self._keys:
             self._keys.move_to_end(key)
             return self._keys[key]
-        async with self._lock:
-            if key not in self._keys:
-                self._keys[key] = _load(await _fetch(url, http))
-                while len(self._keys) > self.size:
-                    self._keys.popitem(last=False)
-            return self._keys[key]
+        failure = self._failed.get(key)
+        if failure is not None:
+            if failure.since <= now < failure.until:  # a clock set back ends it too
+                raise failure.error.with_traceback(None)
+            del self._failed[key]
+        return None
 
 
 async def _fetch(url: URL, http: aiohttp.ClientSession) -> bytes:
@@ -145,11 +215,13 @@ async def verify(envelope: Mapping[str, Any], now: float, http: aiohttp.ClientSe
     except (binascii.Error, ValueError):
         raise AuthError("payload.Signature: not base64", CHALLENGE) from None
     cert_url = envelope.get("SigningCertURL")
-    url = allowed_url(cert_url, host_pattern, allow_http) if isinstance(cert_url, str) else None
+    url = allowed_cert_url(cert_url, host_pattern, allow_http) \
+        if isinstance(cert_url, str) else None
     if url is None:
-        raise AuthError("payload.SigningCertURL: not an https URL on an SNS host", CHALLENGE)
+        raise AuthError("payload.SigningCertURL: not an SNS certificate URL (https://<SNS "
+                        "host>/SimpleNotificationService-<hex>.pem)", CHALLENGE)
     message = string_to_sign(envelope)
-    key, not_before, not_after = await cache.get(url, http)
+    key, not_before, not_after = await cache.get(url, http, now)
     moment = datetime.fromtimestamp(now, UTC)
     if not not_before <= moment <= not_after:
         raise AuthError("the SNS signing certificate is not valid now", CHALLENGE)

@@ -3,7 +3,9 @@
 SNS posts a signed envelope whose ``Message`` is the alarm as JSON text. ``prepare`` does
 everything that needs I/O or the clock: it checks the topic, the message's age and the
 signature (fetching SNS's certificate), and visits the SubscribeURL of a subscription
-confirmation. ``parse`` then trusts the envelope: the gateway calls ``prepare`` before
+confirmation when its topic is one of ``topic_arns`` (without ``topic_arns`` it only logs
+the URL: confirming any topic would let every AWS account subscribe Baton to its own).
+``parse`` then trusts the envelope: the gateway calls ``prepare`` before
 ``parse`` on every request, and refuses the request when it cannot; anything else that
 calls ``parse`` (the fixtures, ``baton simulate``) hands it a body it already trusts.
 
@@ -20,6 +22,7 @@ from urllib.parse import quote as urlquote
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from .. import schema
 from ..duration import parse_duration
@@ -92,17 +95,29 @@ class CloudWatchSource(Source):
             if url is None:
                 raise AuthError("payload.SubscribeURL: not an https URL on an SNS host",
                                 _sns.CHALLENGE)
-            if self.config.get("confirm_subscriptions", True):
-                await _sns.confirm(url, http)
-                log.info("SNS subscription confirmed", topic_arn=payload["TopicArn"])
-            else:
-                log.warning("SNS subscription left unconfirmed (confirm_subscriptions is "
-                            "false): visit subscribe_url to confirm it",
-                            topic_arn=payload["TopicArn"], subscribe_url=str(url))
+            await self._subscription(payload["TopicArn"], url, http)
         elif kind == "UnsubscribeConfirmation":
             log.warning("SNS subscription ended", topic_arn=payload["TopicArn"])
         message_id: str = payload["MessageId"]
         return message_id
+
+    async def _subscription(self, topic_arn: str, url: URL,
+                            http: aiohttp.ClientSession) -> None:
+        """Confirm a verified subscription, but only to a topic named in ``topic_arns``:
+        any AWS account can sign a confirmation for a topic of its own. Otherwise the
+        SubscribeURL is logged for a human (its Token only confirms this subscription,
+        which is what visiting the URL is for; it grants nothing else)."""
+        if topic_arn not in self.topics:  # prepare refused any other topic when it is set
+            log.info("SNS subscription left unconfirmed: topic_arns is not set, so Baton "
+                     "confirms no topic itself; visit subscribe_url if the topic is yours, "
+                     "and add it to topic_arns", topic_arn=topic_arn, subscribe_url=str(url))
+        elif not self.config.get("confirm_subscriptions", True):
+            log.warning("SNS subscription left unconfirmed (confirm_subscriptions is "
+                        "false): visit subscribe_url to confirm it", topic_arn=topic_arn,
+                        subscribe_url=str(url))
+        else:
+            await _sns.confirm(url, http)
+            log.info("SNS subscription confirmed", topic_arn=topic_arn)
 
     def parse(self, payload: Any, headers: Mapping[str, str]) -> list[Alert]:
         check_payload(SCHEMA, payload, "SNS message")
