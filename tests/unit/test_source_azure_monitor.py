@@ -132,6 +132,19 @@ def test_bad_shapes_are_payload_errors(mutate: Any) -> None:
         parse(payload)
 
 
+@pytest.mark.parametrize("all_of", [-1, True, "Percentage CPU", {"metricName": "x"}])
+def test_criteria_that_are_not_a_list_are_ignored(all_of: Any) -> None:
+    # alertContext is free-form (it varies with the monitoring service): criteria of
+    # another shape only cost the description lines and links read from them, as a
+    # condition that is not an object does. It was a TypeError (a 500).
+    payload = body("metric-fired")
+    payload["data"]["alertContext"]["condition"]["allOf"] = all_of
+    alert = parse(payload)
+    assert alert.dedup_key == parse(body("metric-fired")).dedup_key
+    assert "Percentage CPU" not in alert.description
+    assert "Search results" not in [link.text for link in alert.links]
+
+
 def test_resource_health_scoped_to_a_resource_group_tells_its_resources_apart() -> None:
     def vm(name: str) -> dict[str, Any]:
         payload = body("resource-health-unavailable")

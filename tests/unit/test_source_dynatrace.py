@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,51 @@ def test_tags_become_labels_and_fields() -> None:
     assert (alert.environment, alert.service) == ("prod", "cart")
     assert alert.labels["url"] == "https://x.example/a"
     assert alert.labels["tags"] == payload["Tags"]
+
+
+def test_tag_parsing_uses_no_regex() -> None:
+    # Tags used to be matched by a regex whose optional context prefix, whitespace runs
+    # and lazy key backtracked for seconds on "[]" followed by spaces.
+    from baton.sources import dynatrace
+
+    assert not [name for name, value in vars(dynatrace).items()
+                if isinstance(value, re.Pattern)]
+
+
+@pytest.mark.parametrize(("tags", "expected"), [
+    # The audit's input (8 s at 3,000 spaces), scaled up to 50 KB.
+    ("[]" + " " * 50_000 + "x", {}),
+    ("[]" + " " * 50_000 + "k :  v", {"k": "v"}),
+    ("[" + "[" * 50_000 + "]", {}),
+    (":" * 50_000, {}),
+    ("a" + " " * 50_000 + "b:c", {"a" + " " * 50_000 + "b": "c"}),
+])
+def test_adversarial_tags(tags: str, expected: dict[str, str]) -> None:
+    payload = body("open-error")
+    payload["Tags"] = tags
+    labels = parse(payload).labels
+    assert {k: v for k, v in labels.items() if k not in _NOT_TAG_LABELS} == expected
+
+
+_NOT_TAG_LABELS = {"tags", "pid", "problem_id", "severity", "impact", "state", "entities",
+                   "entity_types"}
+
+
+@pytest.mark.parametrize(("tag", "expected"), [
+    ("[Kubernetes]app:payment", {"app": "payment"}),
+    ("  [AWS]  env  :  prod  ", {"env": "prod"}),
+    ("url:https://x.example/a", {"url": "https://x.example/a"}),
+    ("key:", {}), (":value", {}), ("plain", {}), ("[ctx]plain", {}),
+    ("[ctx]:value", {"[ctx]": "value"}),
+    ("[a:b]c:d", {"c": "d"}), ("[a:b]c", {"[a": "b]c"}), ("[unclosed:x", {"[unclosed": "x"}),
+    ("k:line\nbreak", {}), ("multi\nline key:v", {"multi\nline key": "v"}),
+    ("[]\t k\t:\tv", {"k": "v"}),
+])
+def test_tag_shapes(tag: str, expected: dict[str, str]) -> None:
+    payload = body("open-error")
+    payload["Tags"] = tag
+    labels = parse(payload).labels
+    assert {k: v for k, v in labels.items() if k not in _NOT_TAG_LABELS} == expected
 
 
 def test_times_from_problem_details_and_both_url_spellings() -> None:

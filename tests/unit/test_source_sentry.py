@@ -152,6 +152,13 @@ def test_epoch_timestamp_when_there_is_no_datetime() -> None:
     ("metric_alert", lambda p: p["data"]["metric_alert"].update(status=[20]),
      "payload.data.metric_alert.status"),
     ("metric_alert", lambda p: p.pop("data"), "data"),
+    ("metric_alert", lambda p: p["data"]["metric_alert"]["alert_rule"].update(projects=-1),
+     "payload.data.metric_alert.alert_rule.projects"),
+    ("metric_alert", lambda p: p["data"]["metric_alert"]["alert_rule"].update(
+        projects="front-end"), "payload.data.metric_alert.alert_rule.projects"),
+    ("metric_alert", lambda p: (p["data"]["metric_alert"]["alert_rule"].update(projects=[]),
+                                p["data"]["metric_alert"].update(projects={"a": 1})),
+     "payload.data.metric_alert.projects"),
 ])
 def test_wrong_shapes_name_the_field(resource: str, mutate: Any, named: str) -> None:
     source = {"event_alert": "event-alert-triggered", "issue": "issue-created",
@@ -161,6 +168,20 @@ def test_wrong_shapes_name_the_field(resource: str, mutate: Any, named: str) -> 
     with pytest.raises(PayloadError) as caught:
         parse(payload, resource)
     assert any(named in s for s in [str(caught.value), *caught.value.errors])
+
+
+def test_metric_alert_projects_from_the_rule_or_the_incident() -> None:
+    payload = body("metric-alert-critical")
+    rule = payload["data"]["metric_alert"]["alert_rule"]
+    [alert] = parse(payload, "metric_alert")
+    assert alert.service == rule["projects"][0]
+    rule["projects"] = None
+    payload["data"]["metric_alert"]["projects"] = ["api", 7]
+    [alert] = parse(payload, "metric_alert")
+    assert (alert.service, alert.labels["projects"]) == ("api", "api")
+    del rule["projects"], payload["data"]["metric_alert"]["projects"]
+    [alert] = parse(payload, "metric_alert")
+    assert alert.service is None and "projects" not in alert.labels
 
 
 def test_lifecycle_issues_only_follow_incidents_alert_rules_opened() -> None:

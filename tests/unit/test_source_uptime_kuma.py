@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,60 @@ def test_bad_shapes_are_payload_errors(change: dict[str, Any]) -> None:
     body.update(change)
     with pytest.raises(PayloadError):
         _parse(body)
+
+
+def test_certificate_parsing_uses_no_regex() -> None:
+    # The expiry message used to be matched by a DOTALL regex chaining lazy and greedy
+    # wildcards, which backtracked for minutes on crafted text and blocked the event loop.
+    from baton.sources import uptime_kuma
+
+    assert not [name for name, value in vars(uptime_kuma).items()
+                if isinstance(value, re.Pattern)]
+
+
+@pytest.mark.parametrize("msg", [
+    # The audit's input: within the length looked at (about 7 s for the old regex at
+    # this size), and scaled up to 50 KB beyond it.
+    "[" + "][] " * 250 + " certificate " * 75,
+    "[" + "][] " * 6000 + " certificate " * 2000,
+    "[" + "[" * 50_000,
+    "[a][b] " + "x certificate " * 4000 + " will be expired in 5",
+    "[a][b] TLS certificate " + " will be expired in " * 3000 + "x days",
+    "[a][b] TLS certificate " + " will be expired in " * 90 + "x days",
+])
+def test_adversarial_messages_are_plain_messages(msg: str) -> None:
+    [alert] = _parse({"heartbeat": None, "monitor": None, "msg": msg})
+    assert alert.dedup_key.startswith("uptime-kuma:message:")
+    assert alert.description == msg.strip()
+
+
+def test_certificate_message_shapes() -> None:
+    def cert(msg: str) -> Any:
+        [alert] = _parse({"heartbeat": None, "monitor": None, "msg": msg})
+        return alert
+
+    fixture = json.loads((FIXTURES / "certificate-expiry.json").read_text("utf-8"))
+    [alert] = _parse(fixture["payload"])
+    assert alert.labels == fixture["expected"][0]["labels"]
+    assert alert.dedup_key == fixture["expected"][0]["dedup_key"]
+    client = cert("[Db][] Client certificate  will be expired in 7 days")
+    assert client.labels == {"monitor_name": "Db", "certificate": "",
+                             "certificate_kind": "Client", "days_remaining": "7"}
+    assert client.resource is None
+    odd = cert("[a] b][c d] e] My TLS certificate x certificate y will be expired in 1 days")
+    assert odd.labels == {"monitor_name": "a] b", "certificate": "x certificate y",
+                          "certificate_kind": "e] My TLS", "days_remaining": "1"}
+    assert odd.resource == "c d"
+    for text in ("[a][b] TLS certificate x will be expired in 1 day",
+                 "[a][b] TLS certificate x will be expired in days",
+                 "[a][b]  certificate x will be expired in 3 days",
+                 "[a][b] TLS certificate x will be expired in 3 days now",
+                 "[a] TLS certificate x will be expired in 3 days"):
+        assert cert(text).dedup_key.startswith("uptime-kuma:message:"), text
+
+
+def test_overlong_certificate_messages_are_plain_messages() -> None:
+    # Only messages up to a bounded length are looked at as certificate reminders.
+    msg = f"[{'n' * 5000}][https://x.example] TLS certificate x will be expired in 3 days"
+    [alert] = _parse({"heartbeat": None, "monitor": None, "msg": msg})
+    assert alert.dedup_key.startswith("uptime-kuma:message:")

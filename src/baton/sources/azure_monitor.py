@@ -192,9 +192,11 @@ def _labels(ess: Mapping[str, Any], ctx: Mapping[str, Any], props: Mapping[str, 
 
 
 def _criteria(ctx: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    # alertContext is free-form: criteria of another shape (a condition that is not an
+    # object, allOf that is not a list) only give no description lines and links.
     condition = ctx.get("condition")
     all_of = condition.get("allOf") if isinstance(condition, dict) else None
-    return [c for c in all_of or () if isinstance(c, dict)]
+    return [c for c in all_of if isinstance(c, dict)] if isinstance(all_of, list) else []
 
 
 def _description(ess: Mapping[str, Any], ctx: Mapping[str, Any],

@@ -168,8 +168,8 @@ class SentrySource(Source):
     def _metric(self, data: Mapping[str, Any], action: str) -> Alert:
         incident: Mapping[str, Any] = data["metric_alert"]
         rule: Mapping[str, Any] = incident.get("alert_rule") or {}
-        projects = [p for p in rule.get("projects") or incident.get("projects") or ()
-                    if isinstance(p, str)]
+        projects = (_projects(rule, "payload.data.metric_alert.alert_rule.projects")
+                    or _projects(incident, "payload.data.metric_alert.projects"))
         severity: Severity = _METRIC.get(action) or _METRIC_STATUS.get(
             incident.get("status") or 0, "warning")
         status: AlertStatus = "resolved" if action == "resolved" else "firing"
@@ -238,6 +238,17 @@ def _tags(value: Any) -> dict[str, str]:
                 and isinstance(pair[0], str) and isinstance(pair[1], str) and pair[1]):
             out.setdefault(pair[0], pair[1])
     return out
+
+
+def _projects(doc: Mapping[str, Any], path: str) -> list[str]:
+    """The project slugs of a metric alert (they give its service), or [] when absent."""
+    value = doc.get("projects")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{path}: not a list of project slugs",
+                           [f"{path}: {quote(value)} is not a list of project slugs"])
+    return [p for p in value if isinstance(p, str)]
 
 
 def _present(**values: Any) -> dict[str, str]:

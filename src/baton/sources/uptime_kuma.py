@@ -8,7 +8,6 @@ and TLS certificate expiry warnings, which carry only a message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -23,10 +22,9 @@ DOWN, UP, PENDING, MAINTENANCE = 0, 1, 2, 3
 # Monitor types whose ``url`` is the address checked (the others use hostname and port).
 _URL_TYPES = frozenset({"http", "keyword", "json-query", "real-browser", "grpc-keyword"})
 
-# "[<monitor name>][<url>] <TLS|Client> certificate <CN> will be expired in <N> days"
-_CERT_EXPIRY = re.compile(
-    r"\[(?P<name>.*?)\]\[(?P<url>.*?)\] (?P<kind>.+?) certificate (?P<cn>.*) "
-    r"will be expired in (?P<days>\d+) days", re.DOTALL)
+# A certificate reminder is a monitor name, a URL and a CN: messages longer than this are
+# not looked at as one (they are kept as plain messages).
+_CERT_MESSAGE_MAX = 2048
 
 
 class UptimeKumaSource(Source):
@@ -100,7 +98,7 @@ class UptimeKumaSource(Source):
             return Alert(dedup_key="uptime-kuma:test", status="firing",
                          severity=self._severity({}), summary=text or "Uptime Kuma test",
                          source_type=self.type, source_name=self.name, condition="test")
-        cert = _CERT_EXPIRY.fullmatch(text)
+        cert = _cert_expiry(text)
         if cert:
             # One key per certificate, so the 21/14/7-day reminders update one incident.
             key = stable_hash([cert["name"], cert["url"], cert["cn"]])[:16]
@@ -122,6 +120,33 @@ class UptimeKumaSource(Source):
         found = SEVERITY_WORDS.get(labels.get("severity", "").strip().lower())
         default: Severity = self.config.get("default_severity") or "error"
         return found or default
+
+
+def _cert_expiry(text: str) -> dict[str, str] | None:
+    """The parts of Kuma's certificate reminder, ``[<monitor name>][<url>] <TLS|Client>
+    certificate <CN> will be expired in <N> days``, or None for any other text.
+
+    Split with str.partition/find rather than a regex: each step is one linear scan, so
+    crafted text costs no more than its length (which is capped as well).
+    """
+    if len(text) > _CERT_MESSAGE_MAX or not text.startswith("["):
+        return None
+    name, sep, rest = text[1:].partition("][")
+    if not sep:
+        return None
+    url, sep, rest = rest.partition("] ")
+    if not sep:
+        return None
+    # The kind (TLS, Client) is at least one character before " certificate ".
+    at = rest.find(" certificate ", 1)
+    if at < 0:
+        return None
+    kind, rest = rest[:at], rest[at + len(" certificate "):]
+    cn, sep, tail = rest.rpartition(" will be expired in ")
+    days, space, unit = tail.partition(" ")
+    if not sep or not days.isdecimal() or (space + unit) != " days":
+        return None
+    return {"name": name, "url": url, "kind": kind, "cn": cn, "days": days}
 
 
 def _tag_labels(tags: Any) -> dict[str, str]:
