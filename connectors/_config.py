@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from yarl import URL
 
 from baton.errors import ConfigError
@@ -28,3 +29,25 @@ def reveal(value: Any) -> str:
     if isinstance(value, Secret):
         return value.reveal()
     return "" if value is None else str(value)
+
+
+class ResponseTooLarge(aiohttp.ClientPayloadError):
+    """A vendor answer longer than the connector reads. A ``ClientError``, so every
+    connector reports it as it reports a broken connection: retryable, never a silently
+    truncated body taken for "not JSON" or "nothing found"."""
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body of ``resp``, read until EOF: one ``content.read(n)`` returns only
+    what has arrived so far (a chunk of a few KB), not ``n`` bytes. A body longer than
+    ``limit`` bytes raises ``ResponseTooLarge`` rather than being cut short."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(limit + 1 - size):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(
+                f"the answer to {resp.method} {resp.url.path} (HTTP {resp.status}) is longer "
+                f"than the {limit} bytes this connector reads")
+    return b"".join(parts)

@@ -151,20 +151,61 @@ def recurrence(inc: Mapping[str, Any]) -> Node:
         f"{inc.get('recurrence_of')}); this issue tracks it again.")))
 
 
+_INLINE = ("text", "hardBreak", "mention", "emoji", "inlineCard")
+
+
 def plain_text(node: Any) -> str:
-    """The text of an ADF node (block nodes on their own lines), or a string as is."""
+    """The text of an ADF node (block nodes on their own lines), or a string as is.
+
+    Read from a signed but otherwise untrusted body: a ``content`` that is not a list, or
+    ``attrs`` that are not an object, read as no text; the walk keeps its own stack, so a
+    document nested as deep as the JSON decoder allows is no RecursionError.
+    """
+    leaf = _leaf_text(node)
+    if leaf is not None:
+        return leaf
+    # (a node's children, the texts of those read so far), from the top node down
+    stack: list[tuple[list[Any], list[str]]] = [(_children(node), [])]
+    while True:
+        children, parts = stack[-1]
+        if len(parts) < len(children):
+            child = children[len(parts)]
+            leaf = _leaf_text(child)
+            if leaf is None:
+                stack.append((_children(child), []))
+            else:
+                parts.append(leaf)
+            continue
+        stack.pop()
+        inline = all(isinstance(c, dict) and c.get("type") in _INLINE for c in children)
+        joined = ("" if inline else "\n").join(p for p in parts if p)
+        if not stack:
+            return joined
+        stack[-1][1].append(joined)
+
+
+def _leaf_text(node: Any) -> str | None:
+    """The text of a node that has no children to read; None for one that may have."""
     if isinstance(node, str):
         return node
     if not isinstance(node, dict):
         return ""
-    if node.get("type") == "text":
-        return str(node.get("text") or "")
-    if node.get("type") == "hardBreak":
+    kind = node.get("type")
+    if kind == "text":
+        return _scalar(node.get("text"))
+    if kind == "hardBreak":
         return "\n"
-    parts = [plain_text(child) for child in node.get("content") or []]
-    inline = all(isinstance(c, dict) and c.get("type") in ("text", "hardBreak", "mention",
-                                                            "emoji", "inlineCard")
-                 for c in node.get("content") or [])
-    if node.get("type") in ("mention", "emoji"):
-        return str((node.get("attrs") or {}).get("text") or "")
-    return ("" if inline else "\n").join(p for p in parts if p)
+    if kind in ("mention", "emoji"):
+        attrs = node.get("attrs")
+        return _scalar(attrs.get("text")) if isinstance(attrs, dict) else ""
+    return None
+
+
+def _scalar(value: Any) -> str:
+    # Not str() of anything: a list nested thousands deep would overflow its repr.
+    return str(value) if value and isinstance(value, str | int | float) else ""
+
+
+def _children(node: Any) -> list[Any]:
+    content = node.get("content") if isinstance(node, dict) else None
+    return content if isinstance(content, list) else []

@@ -4,9 +4,11 @@ Jira signs a webhook registered with a secret (admin webhooks, from the Jira set
 or ``/rest/webhooks/1.0/webhook``) as ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of the
 raw body>``. Without a configured ``webhook_secret`` nothing is accepted: an unsigned
 request could close any incident. The signature covers only the body and Jira sends no
-signed time, so there is no freshness window; a replay carries the same
-``X-Atlassian-Webhook-Identifier`` (stable across Jira's retries) and the core applies
-each event id once.
+signed time, so there is no freshness window; the core applies each event id once, and
+the event id is built from signed body fields only (``webhookEvent``, ``timestamp``, the
+issue id, ``changelog.id`` or ``comment.id``), never from the unsigned
+``X-Atlassian-Webhook-Identifier`` header: a replay of a captured body under a fresh
+header value is still the same event.
 
 Meaning: ``jira:issue_updated`` whose changelog moves ``status`` into the done category
 (or one of ``done_statuses``) is a resolve; into the in-progress category (or one of
@@ -31,7 +33,6 @@ from baton.secret import Secret
 from ._jira_adf import MARKER, plain_text
 
 SIGNATURE_HEADER = "x-hub-signature"
-ID_HEADER = "x-atlassian-webhook-identifier"
 CHALLENGE = 'HMAC-SHA256 realm="jira", header="X-Hub-Signature"'
 NOTE_CHARS = 10000
 
@@ -91,7 +92,8 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], *, secret: Secret | s
     if not isinstance(issue.get("key"), str) or not issue["key"]:
         raise PayloadError("Jira webhook without issue.key", ["issue.key"])
     key = issue["key"]
-    fallback = f"{event}:{doc.get('timestamp')}:{issue.get('id') or key}"
+    # Only what the signature covers names the event (see the module docstring).
+    signed_id = f"{event}:{doc.get('timestamp')}:{issue.get('id') or key}"
     if event == "comment_created":
         comment = _dict(doc, "comment", "comment")
         if "body" not in comment:
@@ -99,7 +101,7 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], *, secret: Secret | s
         text = plain_text(comment["body"]).strip()
         if not text or _own(text) or _by(comment.get("author"), account_id):
             return []
-        event_id = lower.get(ID_HEADER) or f"{fallback}:{comment.get('id')}"
+        event_id = f"{signed_id}:{comment.get('id')}"
         return [CallbackEvent("note", event_id, _actor(comment.get("author")),
                               external_id=key, text=text[:NOTE_CHARS])]
     changelog = doc.get("changelog") or {}
@@ -127,6 +129,6 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], *, secret: Secret | s
         acknowledged = category == "indeterminate"
     if not (resolved or acknowledged):
         return []
-    event_id = lower.get(ID_HEADER) or f"{fallback}:{changelog.get('id')}"
+    event_id = f"{signed_id}:{changelog.get('id')}"
     return [CallbackEvent("resolve" if resolved else "acknowledge", event_id,
                           _actor(doc.get("user")), external_id=key)]

@@ -3,8 +3,11 @@
 Jira has no idempotency key, so every issue Baton opens carries the label
 ``baton-<incident id>``. A trigger first searches for that label (``POST
 /rest/api/3/search/jql``) and creates the issue only when none carries it: a retry after a
-lost response finds the first attempt's issue and creates nothing. Later actions go to the
-issue recorded in the incident's ``external_refs`` and fall back to the same search.
+lost response finds the first attempt's issue and creates nothing. Search lags behind
+writes, so a retried trigger (attempts 2 to ``SEARCH_LAG_ATTEMPTS``) that finds nothing is
+answered retryable ("not yet searchable") rather than creating; attempt 1 and later ones
+create. Later actions go to the issue recorded in the incident's ``external_refs`` and
+fall back to the same search.
 
 ``update``, ``acknowledge`` and ``note`` add a comment; ``resolve`` performs the workflow
 transition named ``resolve_transition`` with the comment riding in the same request, so
@@ -13,7 +16,8 @@ naming the ``comment`` field; then the transition is sent bare and the comment o
 A recurrence (``recurrence_of`` set) reuses the previous incident's issue: it gets this
 incident's label first (so a retry finds it), then the ``reopen_transition`` with a
 comment. An issue already in a done status is not transitioned again, which makes a
-retried resolve harmless.
+retried resolve harmless. A resolve of an incident whose issue also carries the label of
+a newer incident (a recurrence took it over; ULIDs sort in time order) leaves it open.
 
 Every comment Baton writes starts with ``[Baton]``: Jira echoes comments back by webhook,
 and that marker is how ``callback`` recognises its own words (Jira's webhook does not tell
@@ -39,7 +43,7 @@ from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from . import _jira_adf as adf
-from ._config import base_url, reveal
+from ._config import base_url, read_capped, reveal
 from ._jira_webhook import parse_webhook
 
 MARKER = adf.MARKER
@@ -47,6 +51,11 @@ SUMMARY_CHARS = 255  # Jira refuses a longer summary
 GENERIC_NOTE = "Incident updated in Baton."
 _DETAIL_CHARS = 200
 _READ_BYTES = 256 * 1024  # a search page or an issue with its transitions; never unbounded
+# Jira's search lags behind writes, so a retried trigger (its first attempt's create may
+# have landed with the answer lost) that finds no labelled issue answers "not yet
+# searchable" on attempts 2 up to this one, and creates only after them.
+SEARCH_LAG_ATTEMPTS = 4
+_LABEL_PREFIX = "baton-"
 
 
 class _Answered(Exception):
@@ -101,7 +110,7 @@ class JiraConnector(Connector):
     # --- outbound -----------------------------------------------------------------------
     @staticmethod
     def label(incident_id: str) -> str:
-        return f"baton-{incident_id}"
+        return f"{_LABEL_PREFIX}{incident_id}"
 
     def ref(self, key: str) -> ExternalRef:
         return ExternalRef(self.name, key, f"{self.site}/browse/{quote(key, safe='')}")
@@ -135,7 +144,7 @@ class JiraConnector(Connector):
             data = json.dumps(body, ensure_ascii=False).encode()
         async with http.request(method, f"{self.site}{path}", data=data, headers=headers,
                                 allow_redirects=False) as resp:
-            text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
+            text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
             try:
                 doc = json.loads(text) if text.strip() else None
             except ValueError:
@@ -233,8 +242,25 @@ class JiraConnector(Connector):
         if issue is None and previous is not None:
             issue = next((i for i in found if previous in self._labels_of(i)), None)
         if issue is None:
+            if 1 < notification.attempt <= SEARCH_LAG_ATTEMPTS:
+                # The first attempt may have created the issue and lost the answer, and
+                # a fresh issue is not searchable at once: creating now could open a
+                # second one. Wait a few retries for the search to catch up.
+                return Outcome.retryable(
+                    f"no issue carries label {own} (not yet searchable?); attempt "
+                    f"{notification.attempt} waits for Jira's search before creating, "
+                    f"up to attempt {SEARCH_LAG_ATTEMPTS}")
             return await self._create(notification, http, own)
         return await self._recur(notification, http, issue, own)
+
+    @classmethod
+    def _newer_owner(cls, issue: Mapping[str, Any], incident_id: str) -> str | None:
+        """The newest incident after ``incident_id`` whose label the issue carries, if
+        any. Baton's ids are ULIDs: of equal length, they sort in time order."""
+        newer = [label.removeprefix(_LABEL_PREFIX) for label in cls._labels_of(issue)
+                 if label.startswith(_LABEL_PREFIX)]
+        newer = [i for i in newer if len(i) == len(incident_id) and i > incident_id]
+        return max(newer) if newer else None
 
     @staticmethod
     def _labels_of(issue: Mapping[str, Any]) -> list[str]:
@@ -310,6 +336,11 @@ class JiraConnector(Connector):
             issue = await self._issue(http, key)
             if _category(issue) == "done":  # a retry, or closed in Jira already
                 return Outcome.ok(f"{key} is already done", 200, self.ref(key))
+            if newer := self._newer_owner(issue, str(inc["id"])):
+                # A recurrence reuses this issue (it added its own label): a resolve of
+                # the old incident, delivered late, must not close the new one's issue.
+                return Outcome.ok(f"{key} now tracks Baton incident {newer}; left open "
+                                  "to the newer incident", 200, self.ref(key))
             status = await self._transition(http, issue, self.resolve_transition,
                                             adf.action_comment(notification))
             return Outcome.ok(f"resolved {key}", status, self.ref(key))

@@ -15,8 +15,12 @@ incident.annotated. Each request is signed in ``X-PagerDuty-Signature`` (``v1=<h
 HMAC-SHA256 of the raw body>``, several comma-separated while PagerDuty rotates the
 secret); any configured secret matching any signature verifies it. The incident is the one
 whose dedup key (``incident_key`` there) is ``baton-<id>``; other PagerDuty incidents are
-ignored. Changes made through an integration (Baton's own events come back this way) are
-skipped, so an acknowledge Baton sent is not heard back as a human's.
+ignored. incident.annotated is read the same way, from ``data.incident.incident_key``, but
+PagerDuty's v3 documentation gives that ``data.incident`` as an ``incident_reference``
+(id, summary, links) without the key, and the Events API answers with no PagerDuty incident
+id to match it by: such notes are accepted and dropped, as the schema says. Changes made
+through an integration (Baton's own events come back this way) are skipped, so an
+acknowledge Baton sent is not heard back as a human's.
 """
 
 from __future__ import annotations
@@ -97,7 +101,8 @@ class PagerDutyConnector(Connector):
         incident = data.get("incident") if action == "note" else data
         key = incident.get("incident_key") if isinstance(incident, dict) else None
         if not isinstance(key, str) or not key.startswith("baton-"):
-            return []  # not an incident Baton opened
+            # Not an incident Baton opened, or a note naming its incident by reference only.
+            return []
         actor = str(agent.get("summary") or agent.get("id") or "someone")
         text = data.get("content") if action == "note" else None
         return [CallbackEvent(action, event["id"], f"{actor} (pagerduty)",  # type: ignore[arg-type]

@@ -4,6 +4,9 @@ Redmine has no idempotency key, so the subject ends with ``[baton:<incident id>]
 trigger first searches for it (``status_id=*`` so closed issues count) before creating:
 a retry after a lost response finds the issue and creates nothing. Later actions go to
 the issue recorded in the incident's ``external_refs`` and fall back to the same search.
+A recurrence moves the marker to the new incident; a resolve of the old incident that
+arrives after that (it sat in backoff) finds another incident's marker and leaves the
+issue open to it.
 
 Redmine quietly ignores a status the workflow does not allow (the update still answers
 204), so a status change is read back and an unapplied one is a permanent failure, not a
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -30,7 +34,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
-from ._config import base_url
+from ._config import base_url, read_capped
 
 PRIORITIES = {"critical": "Urgent", "error": "High", "warning": "Normal", "info": "Low"}
 NOTE_PREFIX = "[baton]"
@@ -50,6 +54,15 @@ def _clip(text: str, limit: int) -> str:
 
 def marker(incident_id: str) -> str:
     return f"[baton:{incident_id}]"
+
+
+_MARKER = re.compile(r"\[baton:([^\]]+)\]")
+
+
+def owner(issue: Mapping[str, Any]) -> str | None:
+    """The incident whose marker the issue's subject carries now (a recurrence moves it)."""
+    found = _MARKER.findall(str(issue.get("subject") or ""))
+    return str(found[-1]) if found else None
 
 
 class RedmineError(Exception):
@@ -100,7 +113,7 @@ class RedmineConnector(Connector):
             data = json.dumps(body).encode()
         async with http.request(method, f"{self.base_url}{path}", params=list(params),
                                 data=data, headers=headers, allow_redirects=False) as resp:
-            raw = await resp.content.read(_READ_BYTES)
+            raw = await read_capped(resp, _READ_BYTES)
             try:
                 doc = json.loads(raw) if raw.strip() else None
             except ValueError:
@@ -300,6 +313,12 @@ class RedmineConnector(Connector):
             issue = await self._get(http, issue_id)
             if await self._is_closed(http, issue):
                 return Outcome.ok(f"issue {issue_id} already closed", 200,
+                                  self._ref(issue_id))
+            if (newer := owner(issue)) is not None and newer != inc["id"]:
+                # A recurrence took the issue over (it moved the marker); this resolve
+                # of the old incident, delivered late, must not close the new one's.
+                return Outcome.ok(f"issue {issue_id} now tracks Baton incident {newer}; "
+                                  "left open to the newer incident", 200,
                                   self._ref(issue_id))
             wanted = await self._status_id(http, self._closed)
             await self._set_status(http, issue_id, {"notes": self.note(notification),

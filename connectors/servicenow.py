@@ -34,7 +34,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
-from ._config import base_url
+from ._config import base_url, read_capped
 
 TABLE = "/api/now/table/incident"
 DEFAULT_LEVELS = {"critical": {"urgency": 1, "impact": 1}, "error": {"urgency": 1, "impact": 2},
@@ -156,7 +156,7 @@ class ServiceNowConnector(Connector):
             data = json.dumps(body, ensure_ascii=False).encode()
         async with http.request(method, url, params=params, data=data, headers=headers,
                                 allow_redirects=False) as resp:
-            text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
+            text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
             try:
                 doc = json.loads(text) if text.strip() else {}
             except ValueError:

@@ -12,9 +12,11 @@ Only the configured ``actions`` send a text (default trigger, update, resolve: a
 acknowledgement rarely needs to wake anyone); the others are answered ok without a call.
 
 Twilio has no idempotency key, so delivery is at-least-once. To narrow the window, a retry
-(attempt > 1) first lists the recipient's most recent messages and, when one carries the
-identical text (each text ends with a reference derived from the idempotency key) and has
-not failed, answers with that message instead of sending again. The lookup is best effort:
+(attempt > 1) first lists the recipient's most recent messages and, when one ends with the
+same reference (each text ends with ``ref:<6 hex>`` derived from the idempotency key) and
+has not failed, answers with that message instead of sending again. The reference, not the
+whole text, is compared: the text carries the severity and escalation level, which may
+change between attempts. The lookup is best effort:
 if it fails, or Twilio redacts message bodies for the account, the text is sent again,
 since a second text is better than a lost page.
 
@@ -40,7 +42,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import Connector, classify_status
 from baton.secret import Secret
 
-from ._config import base_url
+from ._config import base_url, read_capped
 
 BASE_URL = "https://api.twilio.com"
 DEFAULT_ACTIONS = ("trigger", "update", "resolve")
@@ -55,7 +57,7 @@ FAILED = frozenset({"failed", "undelivered", "canceled"})
 GENERIC_NOTE = "Incident updated in Baton."
 USER_AGENT = f"baton/{__version__}"
 _DETAIL_CHARS = 200
-_READ_BYTES = 64 * 1024  # a page of LOOKUP_PAGE messages; errors are far shorter
+_READ_BYTES = 256 * 1024  # a page of LOOKUP_PAGE messages of up to BODY_CHARS each
 
 
 def _clip(text: str, limit: int) -> str:
@@ -152,8 +154,13 @@ class SmsConnector(Connector):
             notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
             note = ((notes[-1].get("detail") or {}).get("text") if notes else None)
             text = f"[NOTE] {title}: {_clip(str(note or GENERIC_NOTE), NOTE_CHARS)} - {ident}"
+        return _clip(text, BODY_CHARS - 11) + self.reference(notification)
+
+    @staticmethod
+    def reference(notification: Notification) -> str:
+        """The suffix every text of this delivery ends with, whatever else changed."""
         ref = hashlib.sha256(notification.idempotency_key.encode()).hexdigest()[:6]
-        return _clip(text, BODY_CHARS - 11) + f" ref:{ref}"
+        return f" ref:{ref}"
 
     def _link(self, incident: Mapping[str, Any]) -> str | None:
         if not self._incident_url:
@@ -182,7 +189,7 @@ class SmsConnector(Connector):
         # here: it must propagate, or a hung API would wedge the worker.
         try:
             if notification.attempt > 1 and (found := await self._sent_before(
-                    http, headers, to, body)):
+                    http, headers, to, self.reference(notification))):
                 return Outcome.ok(f"already sent as {found} (found on retry)", 200,
                                   ExternalRef(self.name, found))
             async with http.post(self.messages_url, data=self.form(to, body),
@@ -200,9 +207,10 @@ class SmsConnector(Connector):
                           outcome.status, ExternalRef(self.name, sid))
 
     async def _sent_before(self, http: aiohttp.ClientSession, headers: dict[str, str],
-                           to: str, body: str) -> str | None:
-        """The sid of an earlier, not failed message with this exact text, if Twilio
-        lists one among the recipient's latest; None when there is none or on any error."""
+                           to: str, reference: str) -> str | None:
+        """The sid of an earlier, not failed message ending with this delivery's
+        ``reference``, if Twilio lists one among the recipient's latest; None when there
+        is none or on any error."""
         params = {"To": to, "PageSize": str(LOOKUP_PAGE)}
         if self._from and not self._service:
             params["From"] = self._from
@@ -216,7 +224,8 @@ class SmsConnector(Connector):
             return None  # best effort: the send that follows reports the real problem
         messages = doc.get("messages") if isinstance(doc, dict) else None
         for message in messages if isinstance(messages, list) else ():
-            if (isinstance(message, dict) and message.get("body") == body
+            if (isinstance(message, dict) and isinstance(message.get("body"), str)
+                    and message["body"].rstrip().endswith(reference)
                     and message.get("status") not in FAILED
                     and isinstance(message.get("sid"), str)):
                 return str(message["sid"])
@@ -226,7 +235,7 @@ class SmsConnector(Connector):
     async def _read(resp: aiohttp.ClientResponse) -> tuple[Any, str]:
         """(parsed JSON or None, "HTTP <status>[: reason]"). Twilio's errors are
         ``{"code", "message", "more_info", "status"}``."""
-        text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
+        text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
         try:
             doc = json.loads(text) if text else None
         except ValueError:

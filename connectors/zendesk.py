@@ -12,6 +12,8 @@ A recurrence (the incident's ``recurrence_of`` names an earlier incident) reopen
 earlier incident's ticket rather than opening another one: it is found by the earlier
 ``external_id``, set back to ``open`` and given the new incident's ``external_id`` in the
 same update, so a retry of that reopen finds it by the new id and does nothing twice. A
+late resolve of the earlier incident (delivered after the reopen) reads the ticket first
+and, finding another incident's ``external_id``, leaves it open to that incident. A
 ticket Zendesk has already *closed* cannot be reopened; a follow-up ticket
 (``via_followup_source_id``) is created instead.
 
@@ -44,7 +46,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackAction, CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
-from ._config import base_url, reveal
+from ._config import base_url, read_capped, reveal
 
 PRIORITIES = {"critical": "urgent", "error": "high", "warning": "normal", "info": "low"}
 SUBJECT_CHARS, TEXT_CHARS = 150, 10000
@@ -56,6 +58,19 @@ SIGNATURE_TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"
 TOLERANCE = 300.0  # seconds either way
 _DETAIL_CHARS = 200
 _READ_BYTES = 262144  # a ticket with its audit; Zendesk echoes the whole comment back
+
+
+# The fields of the trigger's body that Baton reads (see ``callback``).
+_FIELDS = ("event", "ticket_id", "external_id", "updated_at", "actor_email", "actor_name",
+           "comment")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _clip(text: str, limit: int) -> str:
@@ -173,7 +188,7 @@ class ZendeskConnector(Connector):
             data = json.dumps(body, ensure_ascii=False).encode()
         async with http.request(method, self.base_url + path, params=params, data=data,
                                 headers=headers, allow_redirects=False) as resp:
-            text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
+            text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
             try:
                 doc = json.loads(text) if text.strip() else {}
             except ValueError:
@@ -261,6 +276,19 @@ class ZendeskConnector(Connector):
             path = f"/api/v2/tickets/{int(ticket['id'])}.json"
         except (TypeError, ValueError):
             return Outcome.permanent(f"recorded ticket id {ticket['id']!r} is not a number")
+        if notification.action == "resolve" and refs:
+            # A recurrence may have taken the recorded ticket over (it replaces the
+            # external_id): a late resolve of the old incident must not solve it.
+            shown, doc = await self._call(http, "GET", path)
+            if shown.kind != "ok":
+                return shown
+            current = doc.get("ticket") if isinstance(doc, dict) else None
+            owner = current.get("external_id") if isinstance(current, dict) else None
+            if (isinstance(owner, str) and owner.startswith("baton-")
+                    and owner != self.external_id(inc["id"])):
+                return self._ok(Outcome.ok(
+                    f"ticket now belongs to Baton incident {owner.removeprefix('baton-')}; "
+                    "left open to the newer incident", shown.status), {}, ticket)
         outcome, doc = await self._call(http, "PUT", path, body=self.change_body(notification))
         if outcome.kind != "ok":
             if (notification.action == "resolve" and outcome.status == 422
@@ -316,8 +344,16 @@ class ZendeskConnector(Connector):
             doc = json.loads(body)
         except ValueError:
             raise PayloadError("body is not JSON") from None
+        except RecursionError:  # nested deeper than the decoder goes: the sender's 400
+            raise PayloadError("body is not JSON: nested too deeply") from None
         if not isinstance(doc, dict):
             raise PayloadError("body is not a JSON object")
+        # An escaped lone surrogate ("\ud800") decodes to a str no UTF-8 encoding takes:
+        # the comment's digest below and the store would fail on it (a 500).
+        surrogates = [f"{k}: unpaired surrogate escape" for k in _FIELDS
+                      if isinstance(doc.get(k), str) and _has_surrogate(doc[k])]
+        if surrogates:
+            raise PayloadError("not a Baton Zendesk webhook", surrogates)
         errors = [f"{k}: required string" for k in ("updated_at", "actor_email")
                   if not isinstance(doc.get(k), str) or not doc[k]]
         if doc.get("event") not in EVENTS:

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,8 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from baton_connectors import _jira_adf as adf
-from baton_connectors.jira import JiraConnector
-from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
+from baton_connectors.jira import SEARCH_LAG_ATTEMPTS, JiraConnector
+from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import jira as fake
 
 from baton.errors import AuthError, ConfigError, PayloadError
@@ -276,6 +277,57 @@ async def test_recurrence_without_a_previous_issue_creates_one(rig: Rig) -> None
     assert rig.jira.issues["OPS-1"].markers() == (f"baton-{LATER_ID}",)
 
 
+async def test_a_retry_waits_for_search_before_creating_again(rig: Rig) -> None:
+    """The first attempt's create landed but its answer was lost, and Jira's search does
+    not show the new issue yet: attempts 2 to 4 wait rather than open a second issue."""
+    lost = await rig.send(notification("trigger"))
+    assert lost.kind == "ok"
+    rig.jira.unindexed.add("OPS-1")
+    for attempt in (2, 3, 4):
+        waited = await rig.send(notification("trigger", attempt=attempt))
+        assert waited.kind == "retryable" and "not yet searchable" in waited.detail, waited
+        assert LABEL in waited.detail
+    assert list(rig.jira.issues) == ["OPS-1"]
+    rig.jira.unindexed.clear()  # the search caught up
+    found = await rig.send(notification("trigger", attempt=5))
+    assert found.kind == "ok" and found.external_ref == lost.external_ref, found
+    assert list(rig.jira.issues) == ["OPS-1"]
+
+
+async def test_a_retry_creates_once_the_wait_is_over(rig: Rig) -> None:
+    rig.state.script(Reply(503))  # the first create failed for real
+    assert (await rig.send(notification("trigger"))).kind == "retryable"
+    outcome = await rig.send(notification("trigger", attempt=SEARCH_LAG_ATTEMPTS + 1))
+    assert outcome.kind == "ok" and list(rig.jira.issues) == ["OPS-1"], outcome
+
+
+async def test_a_late_resolve_leaves_an_issue_a_recurrence_took_over(rig: Rig) -> None:
+    """The old incident's resolve sat in backoff while a recurrence took its issue over
+    (adding its own label): delivered now, it must not close the new incident's issue."""
+    ref = (await rig.send(notification("trigger"))).external_ref
+    assert (await rig.send(notification("trigger", recurrence()))).external_ref == ref
+    late = await rig.send(notification("resolve", ref=ref))
+    assert late.kind == "ok" and "left open to the newer incident" in late.detail, late
+    assert LATER_ID in late.detail and late.external_ref == ref
+    assert rig.jira.issues["OPS-1"].status == "To Do"
+    assert [a.action for a in rig.state.accepted] == ["trigger", "note"]
+    mine = recurrence() | {"status": "resolved"}
+    done = await rig.send(notification("resolve", mine, ref=ref))
+    assert done.kind == "ok" and rig.jira.issues["OPS-1"].status == "Done", done
+
+
+async def test_an_issue_with_a_long_answer_is_read_whole(rig: Rig) -> None:
+    """A workflow with many transitions makes the issue's answer several chunks long;
+    reading only the first made it unreadable and the resolve failed every attempt."""
+    rig.jira.transitions = {str(100 + n): (f"Escalate to support team number {n:04d}",
+                                           "In Progress") for n in range(300)}
+    rig.jira.transitions["31"] = ("Done", "Done")
+    assert len(json.dumps(rig.jira.transitions)) > 2 * CHUNK
+    ref = (await rig.send(notification("trigger"))).external_ref
+    outcome = await rig.send(notification("resolve", ref=ref))
+    assert outcome.kind == "ok" and rig.jira.issues["OPS-1"].status == "Done", outcome
+
+
 async def test_failed_search_is_classified(rig: Rig) -> None:
     rig.jira.read_failures.append(503)
     outcome = await rig.send(notification("trigger"))
@@ -379,8 +431,24 @@ def test_issue_moved_to_done_resolves() -> None:
                           **{"X-Atlassian-Webhook-Identifier": "wh-77"})
     [event] = connector().callback(raw, headers, 0.0)
     assert (event.action, event.event_id, event.actor, event.external_id) == (
-        "resolve", "wh-77", "Alice Doe (jira)", "OPS-1")
+        "resolve", "jira:issue_updated:1732090000000:10001:10100", "Alice Doe (jira)",
+        "OPS-1")
     assert event.incident_id is None
+
+
+def test_the_event_id_comes_from_the_signed_body_not_the_identifier_header() -> None:
+    """X-Atlassian-Webhook-Identifier is not signed: a captured body replayed under a new
+    identifier must name the same event, or the core would apply it again."""
+    ids = set()
+    for doc in (status_change("Done", "done"), comment_created("looking at it")):
+        raw, _ = signed(doc)
+        events = [connector().callback(raw, signed(doc, **{
+            "X-Atlassian-Webhook-Identifier": header})[1], 0.0)[0].event_id
+            for header in ("wh-1", "wh-2", "")]
+        assert len(set(events)) == 1 and not {"wh-1", "wh-2"} & set(events), events
+        ids.add(events[0])
+    assert ids == {"jira:issue_updated:1732090000000:10001:10100",
+                   "comment_created:1732090001000:10001:20001"}
 
 
 def test_in_progress_acknowledges_and_to_do_means_nothing() -> None:
@@ -421,6 +489,41 @@ def test_a_human_comment_becomes_a_note() -> None:
 def test_batons_own_or_empty_comment_yields_nothing(body: Any) -> None:
     raw, headers = signed(comment_created(body))
     assert connector().callback(raw, headers, 0.0) == []
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "doc", "content": 5},
+    {"type": "doc", "content": "Rolled back"},
+    {"type": "doc", "content": {"type": "text", "text": "x"}},
+    {"type": "doc", "content": [{"type": "paragraph", "content": -1}]},
+    {"type": "doc", "content": [{"type": "mention", "attrs": 5}]},
+    {"type": "doc", "content": [{"type": "emoji", "attrs": ["x"]}]},
+    {"type": "doc", "content": [{"type": "text", "text": [[[[[[[[[[]]]]]]]]]]}]},
+])
+def test_adf_of_other_shapes_reads_as_empty_text(body: Any) -> None:
+    # A signed body whose ADF holds something other than a list of nodes was a TypeError.
+    raw, headers = signed(comment_created(body))
+    assert connector().callback(raw, headers, 0.0) == []
+
+
+def test_adf_of_other_shapes_keeps_the_readable_text() -> None:
+    body = {"type": "doc", "content": [
+        {"type": "paragraph", "content": 5},
+        {"type": "paragraph", "content": [{"type": "text", "text": "still "},
+                                          {"type": "mention", "attrs": None},
+                                          {"type": "mention", "attrs": {"text": "@Bob"}}]},
+        {"type": "bulletList", "content": [{"type": "listItem", "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": "a"},
+                                              {"type": "hardBreak"},
+                                              {"type": "text", "text": "b"}]}]}]}]}
+    assert adf.plain_text(body) == "still @Bob\na\nb"
+
+
+def test_adf_nested_deeper_than_the_stack_is_read() -> None:
+    node: dict[str, Any] = {"type": "text", "text": "deep"}
+    for _ in range(sys.getrecursionlimit() * 3):
+        node = {"type": "paragraph", "content": [node]}
+    assert adf.plain_text(node) == "deep"
 
 
 def test_batons_comments_round_trip_as_its_own() -> None:
@@ -520,3 +623,38 @@ def test_events_by_batons_own_account_are_dropped() -> None:
     raw, headers = signed(doc)
     assert own.callback(raw, headers, 0.0) == []
     assert len(connector().callback(raw, headers, 0.0)) == 1
+
+
+async def test_a_replay_under_a_new_identifier_header_is_replayed_by_the_gateway(
+        aiohttp_client: Any, aiohttp_server: Server, tmp_path: Any) -> None:
+    """Through the real gateway: a genuine resolve is applied; the same signed body sent
+    again with another X-Atlassian-Webhook-Identifier is a replay, not a new event."""
+    from helpers import alert, start_gateway
+    from test_callbacks import NAME, as_config, external_id, post
+
+    from baton.clock import FakeClock
+
+    server = await aiohttp_server(fake.make_app(FakeState()), access_log=None)
+    environ: dict[str, str] = {}
+    block = as_config(fake.config(str(server.make_url("")).rstrip("/")), environ)
+    g = await start_gateway(aiohttp_client, {
+        "server": {"shutdown_grace": "1s"},
+        "storage": {"url": f"sqlite:///{tmp_path}/b.db"},
+        "sources": {"app": {"type": "generic", "auth": {"type": "none"}}},
+        "connectors": {NAME: {"type": "jira", **block}},
+        "routes": [{"name": "all", "policy": "p"}],
+        "policies": {"p": {"levels": [{"notify": [NAME]}]}},
+    }, tmp_path, clock=FakeClock(), environ=environ)
+    incident_id = (await g.ingest(alert("disk")))["incidents"][0]
+    await g.pump()
+    ref = external_id(await g.incident(incident_id))
+    body, headers = fake.callback_request("resolve", incident_id, ref, "evt-1",
+                                          g.clock.now()) or (b"", {})
+    assert (await post(g, (body, headers), 200))["applied"] == 1
+    after = await g.incident(incident_id)
+    assert after["status"] == "resolved"
+    for identifier in ("evt-2", "something-else"):
+        replay = headers | {"X-Atlassian-Webhook-Identifier": identifier}
+        result = await post(g, (body, replay), 200)
+        assert (result["applied"], result["replayed"]) == (0, 1), result
+    assert (await g.incident(incident_id))["timeline"] == after["timeline"]

@@ -5,8 +5,11 @@ fake strict enough to trust."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,6 +26,7 @@ from baton.secret import Secret
 
 Server = Callable[[web.Application], Awaitable[TestServer]]
 DEDUP_KEY = f"baton-{INCIDENT_ID}"
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "connectors"
 
 
 async def start_fake(aiohttp_server: Server) -> tuple[FakeState, str]:
@@ -151,3 +155,35 @@ async def test_fake_is_strict(aiohttp_server: Server) -> None:
                              headers={"Content-Type": "text/plain"}) as resp:
             assert resp.status == 400
     assert len(state.accepted) == 2 and len(state.rejected) == len(cases) - 1
+
+
+def _signed_note(incident: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"event": {
+        "id": "01NOTE", "event_type": "incident.annotated", "resource_type": "incident",
+        "occurred_at": "2026-11-30T08:00:00.000Z",
+        "agent": {"id": "PLH1HKV", "type": "user_reference", "summary": "Tenex Engineer"},
+        "client": {"name": "PagerDuty"},
+        "data": {"incident": incident, "id": "P2LA89X", "content": "rolled back",
+                 "trimmed": False, "type": "incident_note"}}}).encode()
+    digest = hmac.new(fake.WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={digest}"}
+
+
+def test_a_note_as_pagerduty_documents_it_yields_no_event() -> None:
+    """PagerDuty's v3 docs give incident.annotated's data.incident as an
+    incident_reference (html_url, id, self, summary, type): no incident_key, so nothing
+    says which Baton incident the note is on. It is accepted and dropped, not an error,
+    and the schema says so rather than promising notes."""
+    conn = PagerDutyConnector("pd", fake.config("http://127.0.0.1:9"))
+    reference = {"html_url": "https://acme.pagerduty.com/incidents/PGR0VU2", "id": "PGR0VU2",
+                 "self": "https://api.pagerduty.com/incidents/PGR0VU2",
+                 "summary": "A little bump in the road", "type": "incident_reference"}
+    body, headers = _signed_note(reference)
+    assert conn.callback(body, headers, 0.0) == []
+    # Should PagerDuty send the key after all, the note is applied.
+    body, headers = _signed_note({**reference, "incident_key": f"baton-{INCIDENT_ID}"})
+    [note] = conn.callback(body, headers, 0.0)
+    assert (note.action, note.incident_id, note.text) == ("note", INCIDENT_ID, "rolled back")
+    schema = json.loads((SCHEMAS / "pagerduty.schema.json").read_text("utf-8"))
+    described = schema["properties"]["webhook_secrets"]["description"]
+    assert "incident_key" in described and "ignored" in described

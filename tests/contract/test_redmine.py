@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from baton_connectors.redmine import RedmineConnector, RedmineError
-from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
+from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import redmine as fake
 
 from baton.model import ExternalRef, Notification, Outcome
@@ -342,3 +342,56 @@ async def test_a_garbled_search_answer_creates_nothing(rig: Rig) -> None:
     outcome = await rig.send(sample_notification("rm"))
     assert outcome.kind == "retryable" and "not JSON" in outcome.detail, outcome
     assert rig.writes() == []
+
+
+async def test_sync_of_many_issues_with_long_descriptions(rig: Rig) -> None:
+    """A page of 100 issues with 20 KB descriptions arrives in many chunks; reading only
+    the first made every sync round fail with "not JSON"."""
+    for n in range(100):
+        doc = sample_incident() | {"id": f"{LATER[:-3]}{n:03d}"}
+        assert (await rig.send(sample_notification("rm", incident=doc))).kind == "ok"
+    for issue in rig.issues.by_id.values():
+        issue["description"] = "stack trace line\n" * 1200  # about 20 KB
+    assert await rig.human("PUT", "/issues/7.json", {"issue": {"status_id": 5}}) == 204
+    refs = [ExternalRef("rm", str(n)) for n in range(1, 101)]
+    events = await rig.connector().sync(refs, rig.http)
+    assert [(e.action, e.external_id) for e in events] == [("resolve", "7")]
+
+
+async def test_find_reads_an_issue_with_a_long_description(rig: Rig) -> None:
+    await rig.send(sample_notification("rm"))
+    rig.issues.by_id[1]["description"] = "x" * (5 * CHUNK)
+    retry = await rig.send(dataclasses.replace(sample_notification("rm"), attempt=2))
+    assert retry.kind == "ok" and retry.external_ref is not None, retry
+    assert retry.external_ref.id == "1" and len(rig.issues.by_id) == 1
+    resolve = await rig.send(sample_notification("rm", "resolve"))
+    assert resolve.kind == "ok" and rig.issues.closed(1), resolve
+
+
+async def test_an_answer_beyond_the_cap_is_retryable_not_truncated(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from baton_connectors import redmine
+    monkeypatch.setattr(redmine, "_READ_BYTES", 2 * CHUNK)
+    await rig.send(sample_notification("rm"))
+    rig.issues.by_id[1]["description"] = "x" * (5 * CHUNK)
+    retry = await rig.send(dataclasses.replace(sample_notification("rm"), attempt=2))
+    assert retry.kind == "retryable" and "longer than" in retry.detail, retry
+    assert len(rig.issues.by_id) == 1
+
+
+async def test_a_late_resolve_leaves_an_issue_a_recurrence_took_over(rig: Rig) -> None:
+    """The old incident's resolve sat in backoff while a recurrence took its issue over
+    (moving the subject marker): delivered now, it must not close the new one's issue."""
+    await rig.send(sample_notification("rm"))
+    again = sample_incident() | {"id": LATER, "recurrence_of": INCIDENT_ID}
+    assert (await rig.send(sample_notification("rm", incident=again))).kind == "ok"
+    assert rig.issues.by_id[1]["subject"].endswith(f"[baton:{LATER}]")
+    late = with_ref(sample_incident("resolved"), 1)
+    outcome = await rig.send(sample_notification("rm", "resolve", incident=late))
+    assert outcome.kind == "ok" and "left open to the newer incident" in outcome.detail
+    assert LATER in outcome.detail and outcome.external_ref is not None
+    assert not rig.issues.closed(1)
+    assert [a.action for a in rig.state.accepted] == ["trigger", "note"]
+    mine = with_ref(sample_incident("resolved") | {"id": LATER}, 1)
+    closed = await rig.send(sample_notification("rm", "resolve", incident=mine))
+    assert closed.kind == "ok" and rig.issues.closed(1), closed

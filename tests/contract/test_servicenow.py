@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from baton_connectors.servicenow import ServiceNowConnector
-from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
+from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import servicenow as fake
 
 from baton import schema
@@ -383,3 +383,32 @@ def test_the_shipped_business_rule_sends_what_the_callback_reads() -> None:
                  "sys_updated_on", "sys_updated_by", "work_notes"):
         assert f"    {name}: " in script, name
     assert "setBasicAuth" in script and "application/json" in script
+
+
+async def test_a_search_answer_in_many_chunks_is_read_whole(aiohttp_server: Server) -> None:
+    """An instance that ignores sysparm_fields (an ACL or a scripted REST override) answers
+    with the whole record, a long description included, in several chunks; reading only
+    the first made the retry "not a Table API result" until dead-lettered."""
+    state = FakeState()
+    app = fake.make_app(state)
+
+    @web.middleware
+    async def all_fields(request: web.Request, handler: Any) -> web.StreamResponse:
+        query = {k: v for k, v in request.query.items() if k != "sysparm_fields"}
+        response: web.StreamResponse = await handler(
+            request.clone(rel_url=request.rel_url.with_query(query)))
+        return response
+
+    app.middlewares.append(all_fields)
+    server = await aiohttp_server(app)
+    incidents = app[fake.INCIDENTS]
+    conn = connector(str(server.make_url("")).rstrip("/"))
+    first = sample_notification("sn", "trigger")
+    [created] = await send(conn, first)
+    assert created.kind == "ok" and created.external_ref is not None, created
+    [record] = incidents.by_sys_id.values()
+    record["description"] = "x" * (6 * CHUNK)
+    [retried] = await send(conn, dataclasses.replace(first, attempt=2))
+    assert retried.kind == "ok" and retried.external_ref == created.external_ref, retried
+    assert len(incidents.by_sys_id) == 1 and [a.action for a in state.accepted] == [
+        "trigger"]

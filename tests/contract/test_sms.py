@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from baton_connectors.sms import SmsConnector, phone_number
-from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
+from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import sms as fake
 
 from baton.errors import ConfigError
@@ -255,3 +255,40 @@ def test_config_problems() -> None:
         connector(default_to="0170 1234567")
     with pytest.raises(ConfigError, match="url"):
         connector(url="ftp://example.com")
+
+
+async def test_a_retry_finds_the_text_although_the_incident_changed(
+        aiohttp_server: Server) -> None:
+    """Between attempts the incident's severity and escalation level moved on, so the
+    retry's text differs; the idempotency reference still names the earlier message."""
+    state, messages, base = await start_fake(aiohttp_server)
+    first = note("update")
+    one = await send(fake.config(base), first)
+    changed = sample_incident() | {"severity": "warning",
+                                   "escalation": {"policy": "p", "level": 3}}
+    retry = dataclasses.replace(first, attempt=2, incident=changed)
+    assert connector().text(retry) != connector().text(first)
+    two = await send(fake.config(base), retry)
+    assert two.kind == "ok" and two.external_ref == one.external_ref, (one, two)
+    assert len(messages) == 1 and len(state.accepted) == 1
+
+
+async def test_a_retry_does_not_take_another_deliverys_text(aiohttp_server: Server) -> None:
+    _, messages, base = await start_fake(aiohttp_server)
+    await send(fake.config(base), note("trigger"))
+    retry = await send(fake.config(base), note("update", attempt=2))
+    assert retry.kind == "ok" and len(messages) == 2
+
+
+async def test_a_retry_reads_a_long_page_of_earlier_messages(aiohttp_server: Server) -> None:
+    """Twenty long texts make a page of several chunks; reading only the first lost the
+    earlier message and sent the page twice."""
+    _, messages, base = await start_fake(aiohttp_server)
+    first = note()
+    one = await send(fake.config(base), first)
+    for n in range(19):  # newer, long texts to the same person, listed first
+        messages.append(messages[0] | {"sid": f"SM{n:032d}", "body": "y" * 1590})
+    assert sum(len(m["body"]) for m in messages) > 2 * CHUNK
+    two = await send(fake.config(base), dataclasses.replace(first, attempt=2))
+    assert two.kind == "ok" and two.external_ref == one.external_ref, (one, two)
+    assert len(messages) == 20

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from baton_connectors.zendesk import ZendeskConnector
-from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
+from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import zendesk as fake
 
 from baton.errors import AuthError, ConfigError, PayloadError
@@ -98,7 +98,10 @@ async def test_lifecycle_on_one_ticket(aiohttp_server: Server) -> None:
         ("note", (ticket_id,)), ("resolve", (ticket_id,))]
     assert [(r.method, r.path) for r in state.requests] == [
         ("GET", "/api/v2/tickets.json"), ("POST", "/api/v2/tickets.json"),
-        *[("PUT", f"/api/v2/tickets/{ticket_id}.json")] * 4]
+        *[("PUT", f"/api/v2/tickets/{ticket_id}.json")] * 3,
+        # resolve first checks the ticket is still this incident's (not a recurrence's)
+        ("GET", f"/api/v2/tickets/{ticket_id}.json"),
+        ("PUT", f"/api/v2/tickets/{ticket_id}.json")]
     ticket = tickets.by_id[int(ticket_id)]
     assert ticket["status"] == "solved"
     comments = tickets.comments[int(ticket_id)]
@@ -389,3 +392,69 @@ def test_callbacks_need_a_webhook_secret() -> None:
 def test_wrong_shape_raises_payload_error(payload: bytes) -> None:
     with pytest.raises(PayloadError):
         connector().callback(payload, signed(payload), AT)
+
+
+@pytest.mark.parametrize("fields", [
+    {"event": "comment", "comment": "db \ud800 failover"},  # hashed for the event id
+    {"actor_name": "Jane \udfff"}, {"updated_at": "2024-11-20T08:39:58Z\ud800"},
+    {"external_id": "baton-\udc80"},
+])
+def test_unpaired_surrogates_raise_payload_error(fields: dict[str, str]) -> None:
+    # json.loads turns an escaped lone surrogate into a str that no UTF-8 encoding (the
+    # comment's digest, the store) takes: a signed body with one was a 500.
+    payload = hook(**fields)
+    assert b"\\ud" in payload  # escaped, as json.dumps writes it
+    with pytest.raises(PayloadError):
+        connector().callback(payload, signed(payload), AT)
+
+
+def test_a_body_nested_too_deeply_raises_payload_error() -> None:
+    payload = b'{"event": "comment", "comment": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(PayloadError):
+        connector().callback(payload, signed(payload), AT)
+
+
+async def test_a_lookup_answer_in_many_chunks_is_read_whole(aiohttp_server: Server) -> None:
+    """A ticket with a long description arrives in several chunks; reading only the
+    first made the lookup "not a ticket list" on every attempt until dead-lettered."""
+    state, tickets, base = await start_fake(aiohttp_server)
+    big = tickets.add(status="open", external_id=EXTERNAL_ID, subject="big",
+                      description="x" * (20 * CHUNK))
+    [outcome] = await send(connector(base), dataclasses.replace(
+        sample_notification("zd"), attempt=2))
+    assert outcome.kind == "ok" and outcome.external_ref is not None, outcome
+    assert outcome.external_ref.id == str(big["id"]) and len(tickets.by_id) == 1
+    assert state.accepted == []
+
+
+async def test_an_answer_beyond_the_cap_is_retryable_not_truncated(
+        aiohttp_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from baton_connectors import zendesk
+    monkeypatch.setattr(zendesk, "_READ_BYTES", 4 * CHUNK)
+    _, tickets, base = await start_fake(aiohttp_server)
+    tickets.add(status="open", external_id=EXTERNAL_ID, description="x" * (9 * CHUNK))
+    [outcome] = await send(connector(base), sample_notification("zd"))
+    assert outcome.kind == "retryable" and "longer than" in outcome.detail, outcome
+    assert len(tickets.by_id) == 1
+
+
+async def test_a_late_resolve_leaves_a_ticket_a_recurrence_took_over(
+        aiohttp_server: Server) -> None:
+    """The old incident's resolve sat in backoff while a recurrence reopened its ticket
+    (replacing external_id): delivered now, it must not solve the new incident's ticket."""
+    state, tickets, base = await start_fake(aiohttp_server)
+    old = tickets.add(status="solved", external_id=f"baton-{PREVIOUS}", subject="before")
+    [reopened] = await send(connector(base), sample_notification("zd", incident=recurrence()))
+    assert reopened.kind == "ok" and old["status"] == "open", reopened
+    ref = {"connector": "zd", "id": str(old["id"]), "url": None}
+    late = sample_incident("resolved") | {"id": PREVIOUS, "external_refs": [ref]}
+    [outcome] = await send(connector(base), sample_notification("zd", "resolve",
+                                                                incident=late))
+    assert outcome.kind == "ok" and "left open to the newer incident" in outcome.detail
+    assert INCIDENT_ID in outcome.detail and outcome.external_ref is not None
+    assert old["status"] == "open" and [a.action for a in state.accepted] == ["trigger"]
+    # The new incident's own resolve still solves it.
+    mine = sample_incident("resolved") | {"external_refs": [ref]}
+    [solved] = await send(connector(base), sample_notification("zd", "resolve",
+                                                               incident=mine))
+    assert solved.kind == "ok" and old["status"] == "solved", solved

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections import deque
 from collections.abc import Mapping
@@ -143,6 +144,23 @@ class FakeVendor(Protocol):
 
 
 STATE = web.AppKey("state", FakeState)
+CHUNK = 8192  # what a real vendor's TLS stream hands the client at a time
+
+
+async def chunked_json(request: web.Request, doc: Any, status: int = 200,
+                       headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """``doc`` as JSON sent in CHUNK-byte pieces with a pause between them, as a large
+    answer arrives from a real vendor: a client that reads once gets only the first."""
+    data = json.dumps(doc).encode()
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_type = "application/json"
+    await resp.prepare(request)
+    for start in range(0, len(data), CHUNK):
+        if start:
+            await asyncio.sleep(0.002)
+        await resp.write(data[start:start + CHUNK])
+    await resp.write_eof()
+    return resp
 
 
 def closed_port() -> int:

@@ -46,7 +46,7 @@ from aiohttp import web
 
 from baton.secret import Secret
 
-from . import STATE, FakeState, Reply, Seen
+from . import STATE, FakeState, Reply, Seen, chunked_json
 
 API_KEY = "s3cr3t-RM-api-key-do-not-leak"
 HUMAN_KEY = "rm-human-key"  # a person working in Redmine's UI, for sync tests
@@ -236,8 +236,8 @@ async def _list(request: web.Request) -> web.StreamResponse:
     offset = int(request.query.get("offset", "0"))
     page = [{k: v for k, v in i.items() if k != "journals"}
             for i in found[offset:offset + limit]]
-    return web.json_response({"issues": page, "total_count": len(found),
-                              "offset": offset, "limit": limit})
+    return await chunked_json(request, {"issues": page, "total_count": len(found),
+                                        "offset": offset, "limit": limit})
 
 
 async def _show(request: web.Request) -> web.StreamResponse:
@@ -251,8 +251,8 @@ async def _show(request: web.Request) -> web.StreamResponse:
     if issue is None:
         return web.Response(status=404, content_type="application/json")
     with_journals = "journals" in request.query.get("include", "").split(",")
-    return web.json_response({"issue": {k: v for k, v in issue.items()
-                                        if k != "journals" or with_journals}})
+    return await chunked_json(request, {"issue": {k: v for k, v in issue.items()
+                                                  if k != "journals" or with_journals}})
 
 
 async def _create(request: web.Request) -> web.StreamResponse:

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from baton.secret import Secret
 
-from . import STATE, FakeState, Seen
+from . import STATE, FakeState, Seen, chunked_json
 
 USERNAME = "baton.integration"
 PASSWORD = "s3cr3t-SN-password-do-not-leak"
@@ -160,8 +160,8 @@ async def _search(request: web.Request) -> web.StreamResponse:
     rows = rows[: int(request.query.get("sysparm_limit", "10000"))]
     fields = request.query.get("sysparm_fields")
     wanted = fields.split(",") if fields else None
-    return web.json_response(
-        {"result": [{k: r.get(k, "") for k in wanted or r} for r in rows]},
+    return await chunked_json(
+        request, {"result": [{k: r.get(k, "") for k in wanted or r} for r in rows]},
         headers={"X-Total-Count": str(len(rows))})
 
 

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from baton.secret import Secret
 
-from . import STATE, FakeState
+from . import STATE, FakeState, chunked_json
 
 ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
 AUTH_TOKEN = "s3cr3t-TWILIO-auth-token-do-not-leak"
@@ -183,7 +183,7 @@ async def _list(request: web.Request) -> web.StreamResponse:
     wanted = [m for m in messages[::-1]
               if request.query.get("To") in (None, m["to"])
               and request.query.get("From") in (None, m["from"])][:size]
-    return web.json_response({
+    return await chunked_json(request, {
         "messages": wanted, "page": 0, "page_size": size, "start": 0,
         "end": max(len(wanted) - 1, 0), "uri": request.path_qs,
         "first_page_uri": request.path_qs, "next_page_uri": None, "previous_page_uri": None,

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from baton.secret import Secret
 
-from . import STATE, FakeState, Seen
+from . import STATE, FakeState, Seen, chunked_json
 
 EMAIL = "baton@acme.example"
 API_TOKEN = "s3cr3t-ZD-api-token-do-not-leak"
@@ -81,6 +81,7 @@ def make_app(state: FakeState) -> web.Application:
     app[TICKETS] = Tickets()
     app.router.add_get("/api/v2/tickets.json", _list)
     app.router.add_post("/api/v2/tickets.json", _create)
+    app.router.add_get("/api/v2/tickets/{id:[0-9]+}.json", _show)
     app.router.add_put("/api/v2/tickets/{id:[0-9]+}.json", _update)
     return app
 
@@ -165,8 +166,20 @@ async def _list(request: web.Request) -> web.StreamResponse:
     found = [t for t in request.app[TICKETS].by_id.values()
              if "external_id" not in request.query
              or t.get("external_id") == request.query["external_id"]]
-    return web.json_response({"tickets": found, "next_page": None, "previous_page": None,
-                              "count": len(found)})
+    return await chunked_json(request, {"tickets": found, "next_page": None,
+                                        "previous_page": None, "count": len(found)})
+
+
+async def _show(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    seen = await state.record(request)
+    status, error, _ = _checks(request, seen, write=False)
+    if status:
+        return _refuse(state, status, error)
+    record = request.app[TICKETS].by_id.get(int(request.match_info["id"]))
+    if record is None:
+        return _refuse(state, 404, "RecordNotFound", "Not found")
+    return await chunked_json(request, {"ticket": record})
 
 
 async def _create(request: web.Request) -> web.StreamResponse:
