@@ -43,6 +43,9 @@ async def callback(request: web.Request) -> web.Response:
             events = connector.callback(body, request.headers, now)
         except RecursionError:  # JSON nested as deep as the decoder goes: the sender's
             raise PayloadError("body nested too deeply") from None
+        for event in events:
+            _storable(event.event_id, event.actor, event.text or "", event.incident_id or "",
+                      event.external_id or "")
     except (AuthError, PayloadError) as e:
         reason = "auth" if isinstance(e, AuthError) else "payload"
         metrics.callbacks.labels(name, reason).inc()
@@ -54,3 +57,14 @@ async def callback(request: web.Request) -> web.Response:
             metrics.callbacks.labels(name, outcome).inc(result[outcome])
     log.info("callback", events=len(events), **result)
     return web.json_response({"events": len(events), **result})
+
+
+def _storable(*texts: str) -> None:
+    """What a vendor's event brings must be storable text: a lone surrogate (a JSON
+    ``\\ud800`` escape) would fail the insert, a 500 after the signature was checked."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("body carries text that is not valid Unicode "
+                               "(an unpaired surrogate escape)") from None
