@@ -32,9 +32,8 @@ from baton import __version__
 from baton.errors import AuthError, ConfigError, PayloadError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
-from baton.secret import Secret
 
-from ._config import base_url, read_capped
+from ._config import base_url, read_capped, reveal
 
 TABLE = "/api/now/table/incident"
 DEFAULT_LEVELS = {"critical": {"urgency": 1, "impact": 1}, "error": {"urgency": 1, "impact": 2},
@@ -53,10 +52,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _reveal(value: Any) -> str:
-    return value.reveal() if isinstance(value, Secret) else str(value or "")
-
-
 class ServiceNowConnector(Connector):
     """Incidents through the Table API; see ``schemas/connectors/servicenow.schema.json``."""
 
@@ -68,7 +63,7 @@ class ServiceNowConnector(Connector):
         super().__init__(name, config)
         self.base_url = base_url(name, "instance_url", config["instance_url"])
         self.username: str = config["username"]
-        password, token = _reveal(config.get("password")), _reveal(config.get("token"))
+        password, token = reveal(config.get("password")), reveal(config.get("token"))
         if bool(password) == bool(token):
             raise ConfigError([f"connectors.{name}: give exactly one of password, token"])
         basic = base64.b64encode(f"{self.username}:{password}".encode()).decode()
@@ -79,8 +74,8 @@ class ServiceNowConnector(Connector):
         self._extra = {k: str(config[k]) for k in ("caller_id", "assignment_group", "category")
                        if config.get(k)}
         self._cb_user: str = config.get("callback_username") or ""
-        self._cb_password = _reveal(config.get("callback_password"))
-        self._cb_token = _reveal(config.get("callback_token"))
+        self._cb_password = reveal(config.get("callback_password"))
+        self._cb_token = reveal(config.get("callback_token"))
         self._secrets += [s for s in (self._cb_password, self._cb_token) if s]
 
     @staticmethod

@@ -36,6 +36,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import ConfigError, StorageUnavailable
+from ._queued import QueuedEngine
 from .ddl import prepare
 from .tx import Tx
 
@@ -93,7 +94,7 @@ class _Stale(Exception):
     operation may run again on a new connection (a server restart closes idle ones)."""
 
 
-class PostgresEngine:
+class PostgresEngine(QueuedEngine):
     """Runs operations on PostgreSQL connections in background threads."""
 
     paramstyle = "pyformat"
@@ -253,23 +254,3 @@ class PostgresEngine:
         return result, tx.enqueued
 
     # --- the Engine interface --------------------------------------------------------
-    async def write(self, fn: Callable[[Tx], T]) -> tuple[T, int]:
-        """Run ``fn`` in a transaction of its own. Returns its result and the number of
-        outbox rows it added. Raises StorageUnavailable when too many writes wait
-        (overload), the database is unreachable, or the operation fails in storage."""
-        if not self._running:
-            raise StorageUnavailable("storage is not open")
-        if self._writes.qsize() >= self._max_pending:
-            raise StorageUnavailable("write queue full", retry_after=2)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[T, int]] = loop.create_future()
-        self._writes.put((fn, loop, fut))
-        return await fut
-
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        if not self._running:
-            raise StorageUnavailable("storage is not open")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._reads.put((fn, loop, fut))
-        return await fut

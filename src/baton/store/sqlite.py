@@ -14,13 +14,13 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
 from ..errors import StorageUnavailable
+from ._queued import QueuedEngine
 from .ddl import prepare
 from .tx import Tx
 
@@ -38,7 +38,7 @@ def path_from_url(url: str) -> str:
     return rest[1:] if rest.startswith("/") else rest
 
 
-class SQLiteEngine:
+class SQLiteEngine(QueuedEngine):
     """Runs operations on SQLite connections in background threads."""
 
     paramstyle = "qmark"
@@ -189,24 +189,3 @@ class SQLiteEngine:
                     e = StorageUnavailable(f"storage error: {e.__class__.__name__}")
                 self._settle(loop, fut, None, e)
         conn.close()
-
-    async def write(self, fn: Callable[[Tx], T]) -> tuple[T, int]:
-        """Run ``fn`` in the next group commit. Returns its result and the number of
-        outbox rows it added. Raises StorageUnavailable when the queue is full (overload)
-        or the commit fails."""
-        if not self._running:
-            raise StorageUnavailable("storage is not open")
-        if self._writes.qsize() >= self._max_pending:
-            raise StorageUnavailable("write queue full", retry_after=2)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[T, int]] = loop.create_future()
-        self._writes.put((fn, loop, fut))
-        return await fut
-
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        if not self._running:
-            raise StorageUnavailable("storage is not open")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._reads.put((fn, loop, fut))
-        return await fut
