@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from baton.errors import AuthError, PayloadError
-from baton.secret import Secret
+
+from ._config import reveal
 
 
 def reveal_all(value: Any) -> list[bytes]:
     """One secret or a list of them (several active during a rotation), as bytes."""
     items = value if isinstance(value, list | tuple) else [value] if value else []
-    return [(s.reveal() if isinstance(s, Secret) else str(s)).encode() for s in items]
+    return [reveal(s).encode() for s in items]
 
 
 def hmac_sha256_hex(secret: bytes, message: bytes) -> str:
