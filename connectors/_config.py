@@ -1,7 +1,11 @@
-"""Config values every connector reads the same way: a vendor's base URL and a secret."""
+"""What every connector does the same way: read its base URL and secrets, and make one
+JSON request to its vendor."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -51,3 +55,39 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
                 f"the answer to {resp.method} {resp.url.path} (HTTP {resp.status}) is longer "
                 f"than the {limit} bytes this connector reads")
     return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A vendor's answer to one JSON request, read whole."""
+
+    status: int
+    text: str  # the body as text, "" when empty
+    doc: Any  # the decoded JSON, None when the body is empty or not JSON
+    retry_after: str | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+async def json_request(http: aiohttp.ClientSession, method: str, url: str,
+                       headers: Mapping[str, str], *, limit: int,
+                       params: Any = None, body: Any = None) -> Answer:
+    """One request with an optional JSON body, never following redirects, its answer read
+    whole up to ``limit`` bytes (``read_capped``) and decoded if it is JSON. Errors of the
+    connection propagate (``aiohttp.ClientError``, ``OSError``, ``TimeoutError``), as does
+    cancellation; what the status means is the caller's (``classify_status``)."""
+    sent = dict(headers)
+    data = None
+    if body is not None:
+        sent["Content-Type"] = "application/json"
+        data = json.dumps(body, ensure_ascii=False).encode()
+    async with http.request(method, url, params=params, data=data, headers=sent,
+                            allow_redirects=False) as resp:
+        text = (await read_capped(resp, limit)).decode("utf-8", "replace")
+        try:
+            doc = json.loads(text) if text.strip() else None
+        except ValueError:
+            doc = None
+        return Answer(resp.status, text, doc, resp.headers.get("Retry-After"))

@@ -30,7 +30,6 @@ means nothing. When ``account_id`` names Baton's account, its events are dropped
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -43,7 +42,7 @@ from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from . import _jira_adf as adf
-from ._config import base_url, read_capped, reveal
+from ._config import base_url, json_request, reveal
 from ._jira_webhook import parse_webhook
 
 MARKER = adf.MARKER
@@ -136,26 +135,17 @@ class JiraConnector(Connector):
     async def _call(self, http: aiohttp.ClientSession, method: str, path: str,
                     what: str, body: Any = None) -> tuple[int, Any]:
         """One request; a non-2xx answer ends the attempt with its classified outcome."""
-        headers = {"Authorization": self._auth, "Accept": "application/json",
-                   "User-Agent": f"baton/{__version__}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body, ensure_ascii=False).encode()
-        async with http.request(method, f"{self.site}{path}", data=data, headers=headers,
-                                allow_redirects=False) as resp:
-            text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
-            try:
-                doc = json.loads(text) if text.strip() else None
-            except ValueError:
-                doc = None
-            if 200 <= resp.status < 300:
-                return resp.status, doc
-            detail = f"HTTP {resp.status} {what}"
-            if reason := " ".join(self._reason(doc, text).split())[:_DETAIL_CHARS]:
-                detail += f": {reason}"
-            raise _Answered(classify_status(resp.status, self._scrub(detail),
-                                            resp.headers.get("Retry-After")), doc)
+        answer = await json_request(
+            http, method, f"{self.site}{path}", {
+                "Authorization": self._auth, "Accept": "application/json",
+                "User-Agent": f"baton/{__version__}"}, limit=_READ_BYTES, body=body)
+        if answer.ok:
+            return answer.status, answer.doc
+        detail = f"HTTP {answer.status} {what}"
+        if reason := " ".join(self._reason(answer.doc, answer.text).split())[:_DETAIL_CHARS]:
+            detail += f": {reason}"
+        raise _Answered(classify_status(answer.status, self._scrub(detail),
+                                        answer.retry_after), answer.doc)
 
     @staticmethod
     def _reason(doc: Any, text: str) -> str:

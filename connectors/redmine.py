@@ -22,7 +22,6 @@ a human closed becomes a ``resolve`` event. Baton's own journal notes start with
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -34,7 +33,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
-from ._config import base_url, read_capped
+from ._config import base_url, json_request
 
 PRIORITIES = {"critical": "Urgent", "error": "High", "warning": "Normal", "info": "Low"}
 NOTE_PREFIX = "[baton]"
@@ -105,36 +104,29 @@ class RedmineConnector(Connector):
                     ) -> tuple[int, Any]:
         """One request; the status and the decoded JSON (None when there is none).
         Anything but 2xx raises ``RedmineError`` with the shared status table."""
-        headers = {"X-Redmine-API-Key": self._key,  # revealed only for the wire
-                   "Accept": "application/json", "User-Agent": f"baton/{__version__}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        async with http.request(method, f"{self.base_url}{path}", params=list(params),
-                                data=data, headers=headers, allow_redirects=False) as resp:
-            raw = await read_capped(resp, _READ_BYTES)
-            try:
-                doc = json.loads(raw) if raw.strip() else None
-            except ValueError:
-                doc = None
-            if 200 <= resp.status < 300:
-                if doc is None and raw.strip():
-                    # Never read a garbled search answer as "no issue yet": that would
-                    # open a second one. Trying again is safe, a create included.
-                    raise RedmineError(Outcome.retryable(
-                        f"HTTP {resp.status} from Redmine {method} {path}: not JSON",
-                        resp.status))
-                return resp.status, doc
-            detail = f"HTTP {resp.status} from Redmine {method} {path}"
-            # Redmine's validation errors are {"errors": ["Subject cannot be blank", ...]}.
-            errors = doc.get("errors") if isinstance(doc, dict) else None
-            reason = "; ".join(map(str, errors)) if isinstance(errors, list) else (
-                "" if doc is not None else raw.decode("utf-8", "replace"))
-            if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
-                detail += f": {reason}"
-            raise RedmineError(classify_status(resp.status, self._scrub(detail),
-                                               resp.headers.get("Retry-After")))
+        answer = await json_request(
+            http, method, f"{self.base_url}{path}", {
+                "X-Redmine-API-Key": self._key,  # revealed only for the wire
+                "Accept": "application/json", "User-Agent": f"baton/{__version__}"},
+            limit=_READ_BYTES, params=list(params), body=body)
+        doc = answer.doc
+        if answer.ok:
+            if doc is None and answer.text.strip():
+                # Never read a garbled search answer as "no issue yet": that would open
+                # a second one. Trying again is safe, a create included.
+                raise RedmineError(Outcome.retryable(
+                    f"HTTP {answer.status} from Redmine {method} {path}: not JSON",
+                    answer.status))
+            return answer.status, doc
+        detail = f"HTTP {answer.status} from Redmine {method} {path}"
+        # Redmine's validation errors are {"errors": ["Subject cannot be blank", ...]}.
+        errors = doc.get("errors") if isinstance(doc, dict) else None
+        reason = "; ".join(map(str, errors)) if isinstance(errors, list) else (
+            "" if doc is not None else answer.text)
+        if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+            detail += f": {reason}"
+        raise RedmineError(classify_status(answer.status, self._scrub(detail),
+                                           answer.retry_after))
 
     async def _ids(self, http: aiohttp.ClientSession, path: str, key: str) -> dict[str, int]:
         if path not in self._names:

@@ -33,7 +33,7 @@ from baton.errors import AuthError, ConfigError, PayloadError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 
-from ._config import base_url, read_capped, reveal
+from ._config import base_url, json_request, reveal
 
 TABLE = "/api/now/table/incident"
 DEFAULT_LEVELS = {"critical": {"urgency": 1, "impact": 1}, "error": {"urgency": 1, "impact": 2},
@@ -143,30 +143,22 @@ class ServiceNowConnector(Connector):
                     params: Mapping[str, str], body: Mapping[str, str] | None = None,
                     ) -> tuple[Outcome, Any]:
         """One request: its classified outcome and the ``result`` member of a 2xx body."""
-        headers = {"Authorization": self._auth,  # revealed only for the wire
-                   "Accept": "application/json", "User-Agent": f"baton/{__version__}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body, ensure_ascii=False).encode()
-        async with http.request(method, url, params=params, data=data, headers=headers,
-                                allow_redirects=False) as resp:
-            text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
-            try:
-                doc = json.loads(text) if text.strip() else {}
-            except ValueError:
-                doc = {}
-            result = doc.get("result") if isinstance(doc, dict) else None
-            detail = f"HTTP {resp.status} {method} {TABLE}"
-            if not 200 <= resp.status < 300:
-                # ServiceNow's errors: {"error": {"message", "detail"}, "status": "failure"}
-                err = doc.get("error") if isinstance(doc, dict) else None
-                reason = (" ".join(str(err.get(k) or "") for k in ("message", "detail"))
-                          if isinstance(err, dict) else text)
-                if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
-                    detail += f": {reason}"
-            return classify_status(resp.status, self._scrub(detail),
-                                   resp.headers.get("Retry-After")), result
+        answer = await json_request(
+            http, method, url, {
+                "Authorization": self._auth,  # revealed only for the wire
+                "Accept": "application/json", "User-Agent": f"baton/{__version__}"},
+            limit=_READ_BYTES, params=params, body=body)
+        doc = answer.doc
+        result = doc.get("result") if isinstance(doc, dict) else None
+        detail = f"HTTP {answer.status} {method} {TABLE}"
+        if not answer.ok:
+            # ServiceNow's errors: {"error": {"message", "detail"}, "status": "failure"}
+            err = doc.get("error") if isinstance(doc, dict) else None
+            reason = (" ".join(str(err.get(k) or "") for k in ("message", "detail"))
+                      if isinstance(err, dict) else answer.text)
+            if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+                detail += f": {reason}"
+        return classify_status(answer.status, self._scrub(detail), answer.retry_after), result
 
     async def _read(self, http: aiohttp.ClientSession, url: str, params: Mapping[str, str],
                     many: bool) -> tuple[Outcome, Any]:

@@ -46,7 +46,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackAction, CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
-from ._config import base_url, read_capped, reveal
+from ._config import base_url, json_request, reveal
 
 PRIORITIES = {"critical": "urgent", "error": "high", "warning": "normal", "info": "low"}
 SUBJECT_CHARS, TEXT_CHARS = 150, 10000
@@ -180,28 +180,20 @@ class ZendeskConnector(Connector):
                     params: Mapping[str, str] | None = None,
                     body: Mapping[str, Any] | None = None) -> tuple[Outcome, Any]:
         """One request: its classified outcome and the parsed body of a 2xx answer."""
-        headers = {"Authorization": self._auth,  # revealed only for the wire
-                   "Accept": "application/json", "User-Agent": f"baton/{__version__}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body, ensure_ascii=False).encode()
-        async with http.request(method, self.base_url + path, params=params, data=data,
-                                headers=headers, allow_redirects=False) as resp:
-            text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
-            try:
-                doc = json.loads(text) if text.strip() else {}
-            except ValueError:
-                doc = {}
-            detail = f"HTTP {resp.status} {method} {path}"
-            if not 200 <= resp.status < 300:
-                # Zendesk's errors: {"error": ..., "description": ..., "details": {...}}
-                reason = (" ".join(str(doc.get(k) or "") for k in (
-                    "error", "description", "details")) if isinstance(doc, dict) else text)
-                if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
-                    detail += f": {reason}"
-            return classify_status(resp.status, self._scrub(detail),
-                                   resp.headers.get("Retry-After")), doc
+        answer = await json_request(
+            http, method, self.base_url + path, {
+                "Authorization": self._auth,  # revealed only for the wire
+                "Accept": "application/json", "User-Agent": f"baton/{__version__}"},
+            limit=_READ_BYTES, params=params, body=body)
+        doc = {} if answer.doc is None else answer.doc
+        detail = f"HTTP {answer.status} {method} {path}"
+        if not answer.ok:
+            # Zendesk's errors: {"error": ..., "description": ..., "details": {...}}
+            reason = (" ".join(str(doc.get(k) or "") for k in (
+                "error", "description", "details")) if isinstance(doc, dict) else answer.text)
+            if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+                detail += f": {reason}"
+        return classify_status(answer.status, self._scrub(detail), answer.retry_after), doc
 
     async def _find(self, http: aiohttp.ClientSession, external_id: str
                     ) -> tuple[Outcome, dict[str, Any] | None]:
