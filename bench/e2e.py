@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -908,6 +909,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run_guarded(run: Callable[[], Coroutine[Any, Any, None]], procs: Procs, tmp: Path,
+                keep: bool) -> tuple[int, bool]:
+    """Run a bench's main coroutine so that whatever happens every child process is
+    stopped and the temp dir removed (kept when asked, or when the run failed, for its
+    logs). SIGTERM counts as an interrupt. Returns (exit code, whether tmp was kept)."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except Exception as e:  # report what was measured so far, then fail
+        print(f"error: {type(e).__name__}: {e} (logs in {tmp})", file=sys.stderr)
+        keep = True
+        code = 1
+    finally:
+        procs.stop_all()
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return code, keep
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.access(ALERTMANAGER, os.X_OK):
@@ -918,27 +946,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="baton-bench-"))
     procs = Procs(tmp)
     bench = Bench(args, tmp, procs)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    code = 0
     print(f"baton e2e bench: {args.alerts} alerts per case, concurrency {args.concurrency}, "
           f"temp dir {tmp}", flush=True)
-    try:
-        asyncio.run(bench.run())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        code = 130
-    except Exception as e:  # report what was measured so far, then fail
-        print(f"error: {type(e).__name__}: {e} (logs in {tmp})", file=sys.stderr)
-        args.keep = True
-        code = 1
-    finally:
-        procs.stop_all()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+    code, args.keep = run_guarded(bench.run, procs, tmp, args.keep)
     elapsed = time.monotonic() - t0
     print()
     print(table(bench.results))

@@ -34,8 +34,6 @@ import asyncio
 import contextlib
 import json
 import math
-import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -60,6 +58,7 @@ from e2e import (  # noqa: E402  (bench/ is not a package)
     machine,
     pct,
     read_port,
+    run_guarded,
     wait_ready,
 )
 
@@ -661,27 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="baton-timers-"))
     procs = Procs(tmp)
     bench = TimerBench(args, tmp, procs)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
     print(f"baton timer bench: {args.incidents:,} background incidents, {args.fire:,} "
           f"timed ({args.fire_after}), temp dir {tmp}", flush=True)
-    code = 0
-    try:
-        asyncio.run(bench.run())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        code = 130
-    except Exception as e:  # report what was measured so far, then fail
-        print(f"error: {type(e).__name__}: {e} (logs in {tmp})", file=sys.stderr)
-        args.keep = True
-        code = 1
-    finally:
-        procs.stop_all()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+    code, args.keep = run_guarded(bench.run, procs, tmp, args.keep)
     elapsed = time.monotonic() - t0
     print()
     print(report(bench.res))
