@@ -14,6 +14,22 @@ from .tx import Tx
 T = TypeVar("T")
 
 
+def settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
+           exc: BaseException | None) -> None:
+    """Complete a caller's future from an engine thread, on the caller's loop."""
+    def apply() -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+    try:
+        loop.call_soon_threadsafe(apply)
+    except RuntimeError:  # the loop closed while the operation ran: nobody is waiting
+        pass
+
+
 class QueuedEngine:
     """Subclasses set ``_running``, ``_max_pending`` and the two queues, and run threads
     that take ``(fn, loop, future)`` items off them."""

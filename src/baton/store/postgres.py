@@ -20,7 +20,6 @@ parameters as query arguments, plus ``?schema=NAME`` to keep Baton's tables in t
 
 from __future__ import annotations
 
-import asyncio
 import math
 import queue
 import random
@@ -36,7 +35,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import ConfigError, StorageUnavailable
-from ._queued import QueuedEngine
+from ._queued import QueuedEngine, settle
 from .ddl import prepare
 from .tx import Tx
 
@@ -74,19 +73,6 @@ def _kind(e: BaseException) -> str:
                 type(e).__name__)
 
 
-def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
-            exc: BaseException | None) -> None:
-    def apply() -> None:
-        if fut.done():
-            return
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
-    try:
-        loop.call_soon_threadsafe(apply)
-    except RuntimeError:  # the loop closed while the operation ran: nobody is waiting
-        pass
 
 
 class _Stale(Exception):
@@ -180,7 +166,7 @@ class PostgresEngine(QueuedEngine):
             while not jobs.empty():
                 item = jobs.get_nowait()
                 if item is not _STOP:
-                    _settle(item[1], item[2], None, StorageUnavailable("storage is not open"))
+                    settle(item[1], item[2], None, StorageUnavailable("storage is not open"))
 
     # --- worker threads --------------------------------------------------------------
     def _worker(self, jobs: queue.Queue[Any], write: bool) -> None:
@@ -193,9 +179,9 @@ class PostgresEngine(QueuedEngine):
             try:
                 result = self._run(conn, fn, write)
             except BaseException as e:  # the operation's error goes to its caller
-                _settle(loop, fut, None, e)
+                settle(loop, fut, None, e)
             else:
-                _settle(loop, fut, result if write else result[0], None)
+                settle(loop, fut, result if write else result[0], None)
         if conn[0] is not None:
             conn[0].close()
 

@@ -9,7 +9,6 @@ lets run beside the writer.
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 import structlog
 
 from ..errors import StorageUnavailable
-from ._queued import QueuedEngine
+from ._queued import QueuedEngine, settle
 from .ddl import prepare
 from .tx import Tx
 
@@ -106,18 +105,6 @@ class SQLiteEngine(QueuedEngine):
         if self._keepalive is not None:
             self._keepalive.close()
 
-    @staticmethod
-    def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any],
-                result: Any, exc: BaseException | None) -> None:
-        def apply() -> None:
-            if fut.done():
-                return
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(result)
-        loop.call_soon_threadsafe(apply)
-
     def _writer(self) -> None:
         conn = self._connect()
         tx = Tx(conn)
@@ -165,7 +152,7 @@ class SQLiteEngine(QueuedEngine):
             err = StorageUnavailable(f"storage error: {e.__class__.__name__}")
             results = [(None, err) for _ in batch]
         for (_fn, loop, fut), (res, exc) in zip(batch, results, strict=True):
-            self._settle(loop, fut, res, exc)
+            settle(loop, fut, res, exc)
 
     def _reader(self) -> None:
         conn = self._connect()
@@ -179,7 +166,7 @@ class SQLiteEngine(QueuedEngine):
                 conn.execute("BEGIN")
                 res = fn(tx)
                 conn.execute("COMMIT")
-                self._settle(loop, fut, res, None)
+                settle(loop, fut, res, None)
             except Exception as e:
                 try:
                     conn.execute("ROLLBACK")
@@ -187,5 +174,5 @@ class SQLiteEngine(QueuedEngine):
                     pass
                 if isinstance(e, sqlite3.Error):
                     e = StorageUnavailable(f"storage error: {e.__class__.__name__}")
-                self._settle(loop, fut, None, e)
+                settle(loop, fut, None, e)
         conn.close()
