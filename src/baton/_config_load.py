@@ -36,6 +36,7 @@ from .duration import format_duration
 from .inhibit import parse_inhibit_rules
 from .matcher import Matcher, parse_matchers
 from .secret import Secret
+from .silence import parse_config_silences
 from .timeinterval import parse_time_intervals
 
 SOURCE_KEYS = frozenset({"type", "auth", "labels", "max_body_bytes", "defaults", "severity_map",
@@ -354,5 +355,5 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
         schedules=build_schedules(ctx, data),
         time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),
         inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules"), ctx.add),
-        silences=data.get("silences"))
+        silences=parse_config_silences(data.get("silences"), ctx.add))
     return (None if ctx.problems else config), ctx.problems

@@ -24,11 +24,10 @@ from .backoff import RetryPolicy
 from .clock import Clock, SystemClock
 from .config import Config
 from .dispatch import Dispatcher, Lane
-from .ingest import Pipeline
+from .ingest import Pipeline, suppressor_for
 from .metrics import Metrics
 from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
 from .store import Store, open_store
-from .store.suppression import Suppressor
 from .sync import Syncer
 from .targets import make_resolver
 
@@ -72,7 +71,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                     {n: c.sync_interval for n, c in config.connectors.items()}, clock, metrics)
     store.on_enqueue = dispatcher.wake
     store.resolver = make_resolver(config)
-    store.suppressor = Suppressor(config.inhibit_rules)
+    store.suppressor = suppressor_for(config)
 
     app = web.Application(middlewares=[context_middleware, problem_middleware],
                           client_max_size=config.server.max_body_bytes)

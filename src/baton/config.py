@@ -25,6 +25,7 @@ from .inhibit import InhibitRule
 from .matcher import Matcher
 from .schedule import Person, Schedule
 from .secret import Secret
+from .suppression import ConfigSilence
 from .timeinterval import TimeInterval
 
 CONFIG_ENV = "BATON_CONFIG"
@@ -174,8 +175,7 @@ class Config:
     path: Path | None = None  # None: the built-in demo, or built from a dict
     time_intervals: Mapping[str, TimeInterval] = field(default_factory=dict)  # by name
     inhibit_rules: tuple[InhibitRule, ...] = ()  # in config order; indices name them
-    # Accepted free-form until the escalation work gives it a schema.
-    silences: Any = None
+    silences: tuple[ConfigSilence, ...] = ()  # maintenance as code, beside the API's
 
 
 def resolve_config_path(cli_value: str | Path | None,

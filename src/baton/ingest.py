@@ -7,8 +7,7 @@ test, a replay tool or ``baton simulate`` can drive without a server.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -21,7 +20,7 @@ from .model import Alert
 from .plugin import Source
 from .routing import Router, group_key
 from .store import IngestResult, RoutedAlert, Store, TargetSpec
-from .timeinterval import is_muted
+from .suppression import ConfigSilence, Muting, Suppressor
 
 log = structlog.get_logger("baton.ingest")
 
@@ -42,6 +41,21 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
     }
 
 
+def suppressor_for(config: Config, extra_silences: Sequence[ConfigSilence] = ()
+                   ) -> Suppressor:
+    """What suppresses notifications under ``config``: its inhibition rules, its silences
+    (with ``extra_silences``, e.g. ``baton simulate --silences``) and its routes' time
+    intervals, by route name."""
+    routes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    stack = list(config.routes)
+    while stack:
+        route = stack.pop()
+        routes[route.name] = (route.mute_time_intervals, route.active_time_intervals)
+        stack.extend(route.routes)
+    return Suppressor(config.inhibit_rules, (*config.silences, *extra_silences),
+                      Muting(routes, config.time_intervals))
+
+
 class Planner:
     """The decisions about alerts that need only the config: labels, routes, policy
     snapshots, muting. Shared by ingest and ``baton simulate``."""
@@ -52,7 +66,7 @@ class Planner:
 
     def route(self, alert: Alert, now: float) -> list[RoutedAlert]:
         """The incidents this alert belongs to (one per matched route), each with its
-        policy snapshot and whether the route is muted at ``now``."""
+        policy snapshot."""
         labels = alert.match_labels()
         matches = self.router.match(labels)
         # A dedup key is only unique within its source: "disk-full" from two tools is two
@@ -63,12 +77,9 @@ class Planner:
         out = []
         for m in matches:
             policy = self.config.policies.get(m.policy) if m.policy else None
-            muted = is_muted(m.route.mute_time_intervals, m.route.active_time_intervals,
-                             self.config.time_intervals, datetime.fromtimestamp(now, UTC))
             out.append(RoutedAlert(
                 alert=alert, key=group_key(m, labels, ident), route=m.name,
-                policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None,
-                muted=muted))
+                policy=m.policy, policy_snapshot=policy_snapshot(policy) if policy else None))
         return out
 
     def inhibitors_first(self, alerts: list[Alert]) -> list[Alert]:

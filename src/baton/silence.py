@@ -1,14 +1,17 @@
-"""Validation of silence requests, shared by the API and the CLI."""
+"""Validation of silences: API and CLI requests, and the ``silences`` config section."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .duration import parse_duration
 from .errors import PayloadError
 from .matcher import parse_matcher
 from .model import parse_iso
+from .suppression import ConfigSilence
 
 MAX_DURATION = 366 * 86400.0
 
@@ -61,3 +64,48 @@ def _instant(value: Any) -> float:
     if dt is None:
         raise ValueError(f"not a time: {value!r}")
     return dt.timestamp()
+
+
+def parse_config_silences(raw: Any, report: Callable[[str, str], None],
+                          path: str = "silences") -> tuple[ConfigSilence, ...]:
+    """The ``silences`` section: maintenance windows as code, beside the API's. Each is
+    checked like an API silence (matchers that cannot mute everything, ``ends`` after
+    ``starts``); a silence with a problem is reported with its path and left out. Its id
+    is derived from what it says, so it stays the same across restarts and reloads."""
+    out: list[ConfigSilence] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else ()):
+        if not isinstance(item, dict):
+            continue  # the schema reported it
+        where = f"{path}[{i}]"
+        matchers = []
+        for j, text in enumerate(item.get("matchers") or ()):
+            try:
+                matchers.append(parse_matcher(text if isinstance(text, str) else ""))
+            except ValueError as e:
+                report(f"{where}.matchers[{j}]", str(e))
+        if matchers and all(m.matches({}) for m in matchers):
+            report(f"{where}.matchers", "at least one matcher must not match an empty label "
+                                        "(this silence would mute every alert)")
+            continue
+        times = {}
+        for key in ("starts", "ends"):
+            value = item.get(key)
+            if value is None:
+                continue
+            dt = parse_iso(value) if isinstance(value, str) else None
+            if dt is None:
+                report(f"{where}.{key}", f"not an RFC 3339 time: {value!r}")
+            else:
+                times[key] = dt.timestamp()
+        if "ends" not in times or len(matchers) != len(item.get("matchers") or ()):
+            continue
+        start = times.get("starts", 0.0)
+        if times["ends"] <= start:
+            report(f"{where}.ends", "must be after starts")
+            continue
+        text = json.dumps([[str(m) for m in matchers], start, times["ends"]])
+        ident = "config-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        out.append(ConfigSilence(ident, tuple(matchers), start, times["ends"],
+                                 str(item.get("comment") or ""),
+                                 str(item.get("created_by") or "config")))
+    return tuple(out)

@@ -1,8 +1,9 @@
 """``baton simulate``: what Baton would do with a payload, without doing any of it.
 
 Parses the payload with the named source, routes each alert, says what would suppress it
-(the route's time intervals, inhibition by the payload's own firing alerts, silences
-given with ``--silences``) and prints the escalation timeline if nobody acknowledges:
+with the gateway's own ``Suppressor`` (the route's time intervals, the config's silences
+and those given with ``--silences``, inhibition by the payload's own firing alerts) and
+prints the escalation timeline if nobody acknowledges:
 who is notified through which connector at t+0, t+10m, ..., with whoever is on call at
 each of those moments. Nothing is sent and no store is opened, so teams can run it in CI
 to test their routing.
@@ -18,24 +19,26 @@ from typing import Any
 from . import escalation as esc
 from .config import Config
 from .duration import format_duration
-from .ingest import Planner
-from .inhibit import inhibited_by
-from .matcher import matches_all, parse_matcher
+from .ingest import Planner, suppressor_for
+from .matcher import parse_matcher
 from .model import Alert, iso, parse_iso
 from .plugin import SOURCE_GROUP, load
-from .store import RoutedAlert, TargetSpec
+from .records import RoutedAlert, TargetSpec
+from .suppression import ConfigSilence, MemoryReads
 from .targets import make_resolver
 
 
-def _silenced_by(silences: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
-                 at: float) -> str | None:
-    for s in silences:
+def _silences(given: Sequence[Mapping[str, Any]]) -> list[ConfigSilence]:
+    """Silences given with ``--silences`` (e.g. the body of ``GET /v1/silences``)."""
+    out = []
+    for s in given:
         start = parse_iso(s.get("starts_at")) or datetime.min.replace(tzinfo=UTC)
         end = parse_iso(s.get("ends_at")) or datetime.max.replace(tzinfo=UTC)
-        if start.timestamp() <= at < end.timestamp() and matches_all(
-                [parse_matcher(m) for m in s.get("matchers") or []], labels):
-            return str(s.get("id", "?"))
-    return None
+        out.append(ConfigSilence(str(s.get("id", "?")), tuple(
+            parse_matcher(m) for m in s.get("matchers") or []),
+            start.timestamp() if start.year > 1 else float("-inf"),
+            end.timestamp() if end.year < 9999 else float("inf")))
+    return out
 
 
 def _escalation(config: Config, ra: RoutedAlert, at: float) -> list[dict[str, Any]]:
@@ -60,27 +63,24 @@ def simulate(config: Config, source: str, payload: Any, at: float,
     src = config.sources[source]
     adapter = load(SOURCE_GROUP, src.type)(source, src.options)
     planner = Planner(config)
+    suppressor = suppressor_for(config, _silences(silences))
     alerts: list[Alert] = planner.inhibitors_first(planner.label(source, adapter.parse(
         payload, {}), adapter.severity_label))
-    firing = [a.match_labels() for a in alerts if a.status == "firing"]
+    # The payload's own firing alerts are what could inhibit, as if they were stored.
+    firing = {("payload", a.source_name, a.dedup_key): a.match_labels()
+              for a in alerts if a.status == "firing"}
+    reads = MemoryReads(firing)
     report: list[dict[str, Any]] = []
     for alert in alerts:
-        labels = alert.match_labels()
+        key = ("payload", alert.source_name, alert.dedup_key)
         incidents = []
         for ra in planner.route(alert, at):
             item: dict[str, Any] = {"key": ra.key, "route": ra.route, "policy": ra.policy,
                                     "suppressed": None, "escalation": []}
-            others = [f for f in firing if f is not labels and f != labels]
-            hit = inhibited_by(config.inhibit_rules, labels, others)
-            silence = _silenced_by(silences, labels, at)
-            if ra.muted:
-                item["suppressed"] = {"reason": "muted", "detail": ra.muted}
-            elif silence:
-                item["suppressed"] = {"reason": "silenced", "silence_id": silence}
-            elif hit is not None:
-                item["suppressed"] = {"reason": "inhibited", "rule": hit[0],
-                                      "rule_text": str(config.inhibit_rules[hit[0]]),
-                                      "by_alertname": hit[1].get("alertname")}
+            hold = suppressor.check(reads, ra.route, {key: alert.match_labels()}, at)
+            if hold is not None:
+                item["suppressed"] = {k: v for k, v in hold.reason.items()
+                                      if k not in ("route", "by_incident")}
             if alert.status == "firing" and ra.policy_snapshot and not item["suppressed"]:
                 item["escalation"] = _escalation(config, ra, at)
             incidents.append(item)

@@ -160,6 +160,14 @@ def key(inc: str, *parts: str) -> str:
     return "/".join((inc, *parts))
 
 
+def updates_at(tl: Timeline, offset: float) -> list[tuple[str, str]]:
+    """(connector, idempotency key) of the updates sent at ``t0 + offset``. At a step
+    that names a target already told (a repeat), that target gets this one update (the
+    escalation), not an update and a second trigger: one message per person per step."""
+    return sorted((c, k) for t, c, a, k in tl.sent(updates=True)
+                  if a == "update" and t == offset)
+
+
 # --- level progression and repeat --------------------------------------------------------
 
 async def test_levels_progress_repeat_once_then_stay(
@@ -191,16 +199,19 @@ async def test_levels_progress_repeat_once_then_stay(
     assert receiver.received[-1].doc["notification"]["target"] == bob_target()
 
     await tl.walk(1500)
-    assert tl.sent(2) == [
-        (900, "hook", "trigger", key(inc, "hook", "trigger", "L1.1")),
-        (1500, "pager", "trigger", key(inc, "pager", "trigger", "person:bob", "L2.1")),
-    ]
+    assert tl.sent(2) == []  # the repeat pages nobody new ...
+    assert updates_at(tl, 900) == [  # ... it reaches those told once each, as an update
+        ("hook", key(inc, "hook", "update", "L1.1")),
+        ("pager", key(inc, "pager", "update", "person:bob", "L1.1"))]
+    assert updates_at(tl, 1500) == [
+        ("hook", key(inc, "hook", "update", "L2.1")),
+        ("pager", key(inc, "pager", "update", "person:bob", "L2.1"))]
     assert await tl.escalation(inc) == {"policy": "notify", "level": 2, "loops": 1,
                                         "next_at": None}
     assert tl.pending_timers(inc) == []
 
     await tl.walk(3600)  # repeat used up: it stays at the last level
-    assert len(tl.sent()) == 4
+    assert len(tl.sent(updates=True)) == 7  # 2 triggers, 1 escalation update, 4 repeat
     escalated = await tl.entries(inc, "escalated")
     assert escalated == [
         {"at": tl.at(600), "type": "escalated", "actor": "baton",
@@ -208,10 +219,12 @@ async def test_levels_progress_repeat_once_then_stay(
                     "reason": "not acknowledged within 10m", "targets": [bob_target()]}},
         {"at": tl.at(900), "type": "escalated", "actor": "baton",
          "detail": {"from": {"level": 2, "loop": 0}, "to": {"level": 1, "loop": 1},
-                    "reason": "not acknowledged within 5m", "targets": [HOOK]}},
+                    "reason": "not acknowledged within 5m",
+                    "targets": [{**HOOK, "action": "update"}]}},
         {"at": tl.at(1500), "type": "escalated", "actor": "baton",
          "detail": {"from": {"level": 1, "loop": 1}, "to": {"level": 2, "loop": 1},
-                    "reason": "not acknowledged within 10m", "targets": [bob_target()]}},
+                    "reason": "not acknowledged within 10m",
+                    "targets": [{**bob_target(), "action": "update"}]}},
     ]
     assert (await gw.incident(inc))["status"] == "triggered"
 
@@ -241,7 +254,10 @@ async def test_incidents_escalate_independently(
     assert [(t, i, c) for (t, c, _a, _k), i in
             zip(tl.sent(), [r.incident_id for r in tl.received()], strict=True)] == [
         (0, first, "hook"), (240, second, "hook"), (600, first, "pager"),
-        (840, second, "pager"), (900, first, "hook")]
+        (840, second, "pager")]
+    assert updates_at(tl, 900) == [  # first's repeat reaches those already told
+        ("hook", key(first, "hook", "update", "L1.1")),
+        ("pager", key(first, "pager", "update", "person:bob", "L1.1"))]
 
 
 # --- acknowledge, resolve, unacknowledge ---------------------------------------------------
@@ -408,14 +424,14 @@ async def test_manual_escalate_moves_on_now_and_restarts_the_clock(
     await tl.walk(6 * M - 1)
     assert len(tl.sent()) == 2
     await tl.to(6 * M)
-    assert tl.sent(2) == [(360, "hook", "trigger", key(inc, "hook", "trigger", "L1.1"))]
+    assert tl.sent(2) == []
+    assert ("hook", key(inc, "hook", "update", "L1.1")) in updates_at(tl, 360)
     await tl.walk(16 * M - 1)
-    assert len(tl.sent()) == 3
+    assert len(tl.sent()) == 2
     await tl.to(16 * M)
-    assert tl.sent(3) == [(960, "pager", "trigger",
-                           key(inc, "pager", "trigger", "person:bob", "L2.1"))]
+    assert ("pager", key(inc, "pager", "update", "person:bob", "L2.1")) in updates_at(tl, 960)
     pager_triggers = [k for _t, c, a, k in tl.sent() if (c, a) == ("pager", "trigger")]
-    assert len(pager_triggers) == len(set(pager_triggers)) == 2
+    assert len(pager_triggers) == len(set(pager_triggers)) == 1
 
     # last level, repeat used: nowhere to go
     problem = await tl.post(f"/v1/incidents/{inc}/escalate",
@@ -441,12 +457,15 @@ async def test_manual_escalate_at_the_last_level_wraps_while_repeat_lasts(
         levels.append((doc["escalation"]["level"], doc["escalation"]["loops"]))
     assert levels == [(2, 0), (1, 1), (2, 1)]
     await tl.post(f"/v1/incidents/{inc}/escalate", body, 409)
-    keys = [k for _t, _c, _a, k in tl.sent()]
+    keys = [k for _t, _c, _a, k in tl.sent(updates=True)]
     assert sorted(keys) == sorted([
         key(inc, "hook", "trigger"),
+        key(inc, "hook", "update", "L2.0"),
         key(inc, "pager", "trigger", "person:bob", "L2.0"),
-        key(inc, "hook", "trigger", "L1.1"),
-        key(inc, "pager", "trigger", "person:bob", "L2.1")])
+        key(inc, "hook", "update", "L1.1"),  # the repeat: one message each, no new page
+        key(inc, "pager", "update", "person:bob", "L1.1"),
+        key(inc, "hook", "update", "L2.1"),
+        key(inc, "pager", "update", "person:bob", "L2.1")])
 
 
 async def test_manual_escalate_is_409_for_resolved_and_400_without_reason(
@@ -731,8 +750,10 @@ async def test_a_config_reload_does_not_change_a_running_escalation(
         (30, new, "hook", key(new, "hook", "trigger")),
         (90, new, "pager", key(new, "pager", "trigger", "person:carol", "L2.0")),
         (600, old, "pager", key(old, "pager", "trigger", "person:bob", "L2.0")),
-        (900, old, "hook", key(old, "hook", "trigger", "L1.1")),  # A's repeat: 1
     ]
+    # A's repeat (the frozen policy's, config B has none) reaches those it told
+    assert updates_at(tl, 900) == [("hook", key(old, "hook", "update", "L1.1")),
+                                   ("pager", key(old, "pager", "update", "person:bob", "L1.1"))]
     assert [e["detail"]["reason"] for e in await tl.entries(old, "escalated")] == [
         "not acknowledged within 10m", "not acknowledged within 5m"]
     assert [e["detail"]["reason"] for e in await tl.entries(new, "escalated")] == [
@@ -770,7 +791,8 @@ async def test_timers_due_while_nothing_ran_fire_once_on_start(
                     "AND state = 'fired'", (inc,))
     assert [(r["due_at"] - tl.t0, r["fired_at"] - tl.t0) for r in fired] == [(600, 900)]
     await tl.walk(20 * M)
-    assert [t for t, _c, _a, _k in tl.sent()] == [0, 900, 1200]
+    assert [t for t, _c, _a, _k in tl.sent()] == [0, 900]
+    assert [c for c, _k in updates_at(tl, 1200)] == ["hook", "pager"]  # the repeat
     (_, on_time) = await tl.entries(inc, "escalated")
     assert "late_by_seconds" not in on_time["detail"]
 

@@ -14,9 +14,10 @@ import pytest
 from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway, table_counts
 
 from baton.errors import ConfigError, NotFound, StorageUnavailable
+from baton.lifecycle import Lifecycle
 from baton.model import Alert
 from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
-from baton.store.incidents import enqueue
+from baton.store.repo import Repo
 from baton.store.sqlite import SQLiteEngine
 from baton.store.tx import Tx
 
@@ -143,11 +144,12 @@ async def test_idempotency_keys_are_unique(store: Store, tmp_path: Path) -> None
     (incident_id,) = (await store.ingest("app", "{}", [routed("k")], T0)).incident_ids
 
     def again(tx: Tx) -> list[bool]:
-        return [enqueue(tx, incident_id, HOOK, "trigger", T0),
-                enqueue(tx, incident_id, TargetSpec("hook", "person:bob"), "trigger", T0),
-                enqueue(tx, incident_id, HOOK, "note", T0, discriminator="n1"),
-                enqueue(tx, incident_id, HOOK, "note", T0, discriminator="n1"),
-                enqueue(tx, incident_id, HOOK, "note", T0, discriminator="n2")]
+        enqueue, db = Lifecycle().enqueue, Repo(tx)
+        return [enqueue(db, incident_id, HOOK, "trigger", T0),
+                enqueue(db, incident_id, TargetSpec("hook", "person:bob"), "trigger", T0),
+                enqueue(db, incident_id, HOOK, "note", T0, discriminator="n1"),
+                enqueue(db, incident_id, HOOK, "note", T0, discriminator="n1"),
+                enqueue(db, incident_id, HOOK, "note", T0, discriminator="n2")]
 
     inserted, enqueued = await store.engine.write(again)
     assert (inserted, enqueued) == ([False, True, True, False, True], 3)
@@ -274,8 +276,9 @@ async def test_a_database_of_another_layout_is_refused_with_a_config_error(
     with pytest.raises(ConfigError) as err:
         store.open()
     assert err.value.problems == [
-        "storage.url: the database has storage layout none, this Baton needs 1; point "
-        "storage.url at a new database (there are no migrations from pre-release layouts)"]
+        "storage.url: the database has storage layout none, this Baton needs 2; point "
+        "storage.url at a new database (layout 1 is upgraded in place; there are no "
+        "migrations from pre-release layouts)"]
     with sqlite3.connect(path) as conn:  # and nothing was added to it
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
                                              "WHERE type = 'table'")}

@@ -11,16 +11,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ..errors import ConfigError, NotFound
+from ..errors import ConfigError, Conflict, NotFound
+from ..lifecycle import Lifecycle
 from ..plugin import CallbackEvent
-from . import callbacks as _cb
-from . import deliveries as _d
-from . import escalations as _e
-from . import incidents as _i
-from . import reports as _r
-from . import silences as _s
-from . import views as _v
-from .records import (
+from ..records import (
     ClaimedDelivery,
     DeliveryOutcome,
     IngestResult,
@@ -29,7 +23,13 @@ from .records import (
     TargetSpec,
     unresolved,
 )
-from .suppression import Suppressor
+from ..suppression import Suppressor
+from . import callbacks as _cb
+from . import deliveries as _d
+from . import reports as _r
+from . import silences as _s
+from . import views as _v
+from .repo import Repo
 from .tx import Tx
 
 T = TypeVar("T")
@@ -56,7 +56,8 @@ class Store:
         self.on_enqueue: Callable[[], None] = lambda: None
         # Turns policy targets into people at the moment they are notified (schedules).
         self.resolver: Resolver = unresolved
-        # Silences always apply; inhibition rules come from config.
+        # Silences in storage always apply; config adds its silences, inhibition rules
+        # and routes' time intervals.
         self.suppressor = Suppressor()
 
     def open(self) -> None:
@@ -64,6 +65,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.stop()
+
+    def _change(self, fn: Callable[[Lifecycle, Repo], T]) -> Callable[[Tx], T]:
+        """A lifecycle decision as a write transaction."""
+        lifecycle = Lifecycle(self.resolver, self.suppressor)
+        skip = self.engine.skip_locked
+        return lambda tx: fn(lifecycle, Repo(tx, skip))
 
     async def _write(self, fn: Callable[[Tx], T]) -> T:
         result, enqueued = await self.engine.write(fn)
@@ -77,43 +84,44 @@ class Store:
     # --- incidents -------------------------------------------------------------------
     async def ingest(self, source: str, body: str, routed: Sequence[RoutedAlert],
                      now: float, message_id: str | None = None) -> IngestResult:
-        return await self._write(
-            lambda tx: _i.ingest(tx, source, body, routed, now, self.resolver,
-                                 self.suppressor, message_id))
+        return await self._write(self._change(
+            lambda lc, db: lc.ingest(db, source, body, routed, now, message_id)))
 
     async def acknowledge(self, incident_id: str, by: str, note: str | None,
                           now: float) -> dict[str, Any]:
-        await self._write(lambda tx: _i.acknowledge(tx, incident_id, by, note, now))
+        await self._write(self._change(
+            lambda lc, db: lc.acknowledge(db, incident_id, by, note, now)))
         return await self.get_incident(incident_id)
 
     async def unacknowledge(self, incident_id: str, by: str, note: str | None,
                             now: float) -> dict[str, Any]:
-        await self._write(lambda tx: _i.unacknowledge(tx, incident_id, by, note, now))
+        await self._write(self._change(
+            lambda lc, db: lc.unacknowledge(db, incident_id, by, note, now)))
         return await self.get_incident(incident_id)
 
     async def escalate(self, incident_id: str, by: str, reason: str,
                        now: float) -> dict[str, Any]:
-        await self._write(
-            lambda tx: _i.escalate(tx, incident_id, by, reason, now, self.resolver))
+        await self._write(self._change(
+            lambda lc, db: lc.escalate(db, incident_id, by, reason, now)))
         return await self.get_incident(incident_id)
 
     async def fire_timers(self, now: float, limit: int = 200) -> int:
         """Fire escalation timers due at ``now`` (each once, with its effect)."""
-        skip = self.engine.skip_locked
-        return await self._write(
-            lambda tx: _e.fire_due(tx, now, limit, self.resolver, skip))
+        return await self._write(self._change(lambda lc, db: lc.fire_due(db, now, limit)))
 
     async def next_timer(self) -> float | None:
-        return await self.engine.read(_e.next_due)
+        return await self.engine.read(lambda tx: Repo(tx).next_due())
 
     async def resolve(self, incident_id: str, by: str, note: str | None,
                       now: float) -> dict[str, Any]:
-        await self._write(lambda tx: _i.resolve(tx, incident_id, by, note, now))
+        await self._write(self._change(
+            lambda lc, db: lc.resolve(db, incident_id, by, note, now)))
         return await self.get_incident(incident_id)
 
     async def add_note(self, incident_id: str, by: str, text: str,
                        now: float) -> dict[str, Any]:
-        await self._write(lambda tx: _i.add_note(tx, incident_id, by, text, now))
+        await self._write(self._change(
+            lambda lc, db: lc.add_note(db, incident_id, by, text, now)))
         return await self.get_incident(incident_id)
 
     async def get_incident(self, incident_id: str, *, alerts: bool = True,
@@ -149,10 +157,21 @@ class Store:
         return await self.get_silence(silence_id, now)
 
     async def expire_silence(self, silence_id: str, by: str, now: float) -> dict[str, Any]:
-        await self._write(lambda tx: _s.expire(tx, silence_id, by, now))
+        if any(s.id == silence_id for s in self.suppressor.silences):
+            raise Conflict(f"silence {silence_id} is defined in the config file; remove or "
+                           "change it there")
+
+        def op(lc: Lifecycle, db: Repo) -> None:
+            _s.expire(db.tx, silence_id, by, now)
+            lc.silence_ended(db, silence_id, now)
+
+        await self._write(self._change(op))
         return await self.get_silence(silence_id, now)
 
     async def get_silence(self, silence_id: str, now: float) -> dict[str, Any]:
+        for s in self.suppressor.silences:
+            if s.id == silence_id:
+                return s.doc(now, _v.ts)
         row = await self.engine.read(lambda tx: _s.get(tx, silence_id))
         if row is None:
             raise NotFound(f"silence {silence_id} not found")
@@ -161,7 +180,9 @@ class Store:
     async def list_silences(self, state: str | None, now: float,
                             limit: int = 500) -> list[dict[str, Any]]:
         rows = await self.engine.read(lambda tx: _s.listing(tx, state, now, limit))
-        return [_s.doc(r, now) for r in rows]
+        configured = [d for d in (s.doc(now, _v.ts) for s in self.suppressor.silences)
+                      if state is None or d["state"] == state]
+        return [*configured, *(_s.doc(r, now) for r in rows)]
 
     # --- deliveries ------------------------------------------------------------------
     async def claim(self, connector: str, limit: int, now: float, lease: float,
@@ -233,7 +254,8 @@ class Store:
     # --- callbacks -------------------------------------------------------------------
     async def apply_callbacks(self, connector: str, events: Sequence[CallbackEvent],
                               now: float) -> dict[str, Any]:
-        result = await self._write(lambda tx: _cb.apply(tx, connector, events, now))
+        result = await self._write(self._change(
+            lambda lc, db: _cb.apply(lc, db, connector, events, now)))
         return result.to_dict()
 
     async def open_refs(self, connector: str, after: str = "",

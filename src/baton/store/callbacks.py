@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..lifecycle import Lifecycle
 from ..plugin import CallbackEvent
-from . import incidents as _i
+from .repo import Repo
 from .tx import Tx
 
 
@@ -33,7 +34,8 @@ class CallbackResult:
         return {**self.counts, "incidents": list(dict.fromkeys(self.incidents))}
 
 
-def find_incident(tx: Tx, connector: str, event: CallbackEvent) -> dict[str, Any] | None:
+def find_incident(db: Repo, connector: str, event: CallbackEvent) -> dict[str, Any] | None:
+    tx = db.tx
     found = None
     if event.incident_id:
         found = tx.one("SELECT id FROM incidents WHERE id = ?", (event.incident_id,))
@@ -47,31 +49,32 @@ def find_incident(tx: Tx, connector: str, event: CallbackEvent) -> dict[str, Any
         return None
     # Its state is decided on the row as the last change committed it: on PostgreSQL a
     # callback and an API acknowledge at once take turns (the second is ``unchanged``).
-    return _i._row(tx, found["id"])
+    return db.incident(found["id"])
 
 
-def _apply_one(tx: Tx, connector: str, event: CallbackEvent, inc: dict[str, Any],
-               now: float) -> str:
+def _apply_one(lc: Lifecycle, db: Repo, connector: str, event: CallbackEvent,
+               inc: dict[str, Any], now: float) -> str:
     detail = {"via": f"callback:{connector}", "event_id": event.event_id}
     status = inc["status"]
     if event.action == "acknowledge":
         if status != "triggered":
             return "unchanged"
-        _i._acknowledge(tx, inc["id"], event.actor, None, now, detail, origin=connector)
+        lc.acknowledge(db, inc["id"], event.actor, None, now, detail, origin=connector)
     elif event.action == "resolve":
         if status == "resolved":
             return "unchanged"
-        _i._close(tx, inc["id"], event.actor, now, detail, origin=connector)
+        lc.resolve(db, inc["id"], event.actor, None, now, detail, origin=connector)
     else:
         if not (event.text or "").strip():
             return "unchanged"
-        _i.add_note(tx, inc["id"], event.actor, str(event.text), now, detail,
+        lc.add_note(db, inc["id"], event.actor, str(event.text), now, detail,
                     origin=connector)
     return "applied"
 
 
-def apply(tx: Tx, connector: str, events: Sequence[CallbackEvent],
+def apply(lc: Lifecycle, db: Repo, connector: str, events: Sequence[CallbackEvent],
           now: float) -> CallbackResult:
+    tx = db.tx
     result = CallbackResult()
     for event in events:
         seen = tx.one("SELECT 1 AS x FROM callback_events WHERE connector = ? "
@@ -79,8 +82,9 @@ def apply(tx: Tx, connector: str, events: Sequence[CallbackEvent],
         if seen is not None:
             result.counts["replayed"] += 1
             continue
-        inc = find_incident(tx, connector, event)
-        outcome = "unknown" if inc is None else _apply_one(tx, connector, event, inc, now)
+        inc = find_incident(db, connector, event)
+        outcome = ("unknown" if inc is None
+                   else _apply_one(lc, db, connector, event, inc, now))
         tx.insert("callback_events", {
             "connector": connector, "event_id": event.event_id, "received_at": now,
             "incident_id": inc["id"] if inc else None, "result": outcome})

@@ -7,10 +7,15 @@ ULIDs minted by the application, so no sequences or AUTOINCREMENT are needed eit
 
 from __future__ import annotations
 
+import json
+import time
+
 from ..errors import ConfigError
+from ..ids import new_id
+from ..model import Alert
 from .tx import Tx
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS baton_meta (
@@ -50,7 +55,7 @@ CREATE TABLE IF NOT EXISTS incidents (
   loops INTEGER NOT NULL,
   event_count INTEGER NOT NULL,
   recurrence_of TEXT,
-  -- why nobody was notified (silence, muted route, inhibition) as JSON, or NULL
+  -- why nobody is notified now (silence, muted route, inhibition) as JSON, or NULL
   suppressed TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_key ON incidents (incident_key, created_at);
@@ -71,6 +76,27 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 -- every event finds the open incidents holding its alert by (dedup key, source)
 CREATE INDEX IF NOT EXISTS alerts_dedup ON alerts (dedup_key, source);
+-- The match labels of every firing alert of an open incident, one row per label: an
+-- inhibition check looks up the few alerts with a rule's source labels and the target's
+-- ``equal`` values through (name, value) instead of decoding every open alert.
+CREATE TABLE IF NOT EXISTS alert_labels (
+  incident_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  dedup_key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (incident_id, source, dedup_key, name)
+);
+CREATE INDEX IF NOT EXISTS alert_labels_value ON alert_labels (name, value);
+-- What holds a suppressed incident (silence:<id>, inhibit:<incident id>, mute:<route>):
+-- when a silence is expired or an inhibiting incident resolves, the incidents it held are
+-- found here and re-evaluated at once instead of at their next time boundary.
+CREATE TABLE IF NOT EXISTS holds (
+  incident_id TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  PRIMARY KEY (incident_id, holder)
+);
+CREATE INDEX IF NOT EXISTS holds_holder ON holds (holder);
 CREATE TABLE IF NOT EXISTS timeline (
   id TEXT PRIMARY KEY,
   incident_id TEXT NOT NULL,
@@ -167,7 +193,7 @@ def statements(float_type: str) -> list[str]:
 
 def prepare(tx: Tx) -> None:
     """Create the tables of an empty database, or check that an existing one has this
-    version's layout. There are no migrations yet: a database of another layout is refused
+    version's layout, upgrading layout 1 in place. A database of another layout is refused
     with a clear error instead of failing later on a missing column."""
     tables = {r["name"] for r in tx.all(
         "SELECT name FROM sqlite_master WHERE type = 'table'" if tx.dialect == "sqlite"
@@ -177,12 +203,42 @@ def prepare(tx: Tx) -> None:
         row = tx.one("SELECT value FROM baton_meta WHERE name = 'schema_version'") \
             if "baton_meta" in tables else None
         found = row["value"] if row else "none"
+        if found == "1":
+            _upgrade_from_1(tx)
+            found = str(SCHEMA_VERSION)
         if found != str(SCHEMA_VERSION):
             raise ConfigError([
                 f"storage.url: the database has storage layout {found}, this Baton needs "
-                f"{SCHEMA_VERSION}; point storage.url at a new database (there are no "
-                f"migrations from pre-release layouts)"])
+                f"{SCHEMA_VERSION}; point storage.url at a new database (layout 1 is "
+                f"upgraded in place; there are no migrations from pre-release layouts)"])
     for stmt in statements(tx.float_type):
         tx.run(stmt)
     tx.run("INSERT INTO baton_meta (name, value) VALUES ('schema_version', ?) "
            "ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
+
+
+def _upgrade_from_1(tx: Tx) -> None:
+    """Layout 1 had neither the label index nor the holds of suppressed incidents: the new
+    tables come from the CREATE statements; the index is filled from the firing alerts of
+    open incidents, and suppressed incidents get a recheck timer due now, so the next poll
+    re-evaluates them and writes their holds."""
+    for stmt in statements(tx.float_type):
+        tx.run(stmt)
+    rows = tx.all("SELECT a.incident_id, a.source, a.dedup_key, a.doc FROM alerts a "
+                  "JOIN incidents i ON i.id = a.incident_id "
+                  "WHERE a.status = 'firing' AND i.open_key IS NOT NULL")
+    for row in rows:
+        labels = Alert.from_dict(json.loads(row["doc"])).match_labels()
+        for name, value in labels.items():
+            tx.insert("alert_labels", {"incident_id": row["incident_id"],
+                                       "source": row["source"], "dedup_key": row["dedup_key"],
+                                       "name": name, "value": value},
+                      on_conflict_nothing=True)
+    now = time.time()
+    for row in tx.all("SELECT id FROM incidents WHERE suppressed IS NOT NULL "
+                      "AND open_key IS NOT NULL"):
+        tx.insert("timers", {"id": new_id(now), "incident_id": row["id"],
+                             "kind": "unsuppress", "due_at": now, "state": "pending",
+                             "level": 0, "loop_no": 0, "seq": 0, "created_at": now})
+    tx.run("UPDATE baton_meta SET value = ? WHERE name = 'schema_version'",
+           (str(SCHEMA_VERSION),))

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..errors import Conflict, NotFound
-from .records import ClaimedDelivery, DeliveryOutcome
+from ..records import ClaimedDelivery, DeliveryOutcome
 from .tx import Tx
 from .views import ts
 

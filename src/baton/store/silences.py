@@ -28,7 +28,7 @@ def doc(row: Mapping[str, Any], now: float) -> dict[str, Any]:
             "starts_at": ts(row["starts_at"]), "ends_at": ts(row["ends_at"]),
             "created_by": row["created_by"], "comment": row["comment"],
             "created_at": ts(row["created_at"]), "expired_by": row["expired_by"],
-            "state": state_of(row, now)}
+            "state": state_of(row, now), "origin": "api"}
 
 
 def create(tx: Tx, matchers: Sequence[str], starts_at: float, ends_at: float, by: str,

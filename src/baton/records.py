@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Alert
+from .model import Alert
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,6 @@ class RoutedAlert:
     route: str | None
     policy: str | None
     policy_snapshot: Mapping[str, Any] | None
-    muted: str | None = None  # why the route is muted now (its time intervals), if it is
 
 
 @dataclass(frozen=True)
