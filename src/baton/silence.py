@@ -92,7 +92,10 @@ def parse_config_silences(raw: Any, report: Callable[[str, str], None],
             value = item.get(key)
             if value is None:
                 continue
-            dt = parse_iso(value) if isinstance(value, str) else None
+            try:
+                dt = parse_iso(value) if isinstance(value, str) else None
+            except ValueError:
+                dt = None
             if dt is None:
                 report(f"{where}.{key}", f"not an RFC 3339 time: {value!r}")
             else:
