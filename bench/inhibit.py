@@ -103,7 +103,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         try:
             from baton.store.repo import Repo
         except ImportError:
-            Repo = None  # noqa: N806 - before this version
+            Repo = None  # before this version
         if Repo is not None:
             sup = store.suppressor
             for n in range(args.probes):
