@@ -54,12 +54,12 @@ def suppressor(rule: dict[str, Any]) -> Any:
     from baton.inhibit import parse_inhibit_rules
 
     rules = parse_inhibit_rules([rule], lambda path, msg: None)
-    try:  # this version
-        from baton.suppression import Suppressor
-        return Suppressor(rules)
-    except ImportError:  # before the lifecycle module: the store's own
+    try:  # before the lifecycle module: the store's own
         from baton.store.suppression import Suppressor as Old  # type: ignore[import-not-found]
         return Old(rules)
+    except ImportError:  # this version
+        from baton.suppression import Suppressor
+        return Suppressor(rules)
 
 
 def pct(values: list[float], q: float) -> float:
