@@ -12,9 +12,13 @@ VENV=${VENV:-.venv}
 # Whatever this run started is stopped when it ends, pass, fail or interrupt; nothing
 # else is. (bash runs the EXIT trap on a signal only when the signal has a trap.)
 PG_DIR=""
+REDMINE_LEASE_PID=$$
+export REDMINE_LEASE_PID
 cleanup() {
     if [[ -n "$PG_DIR" ]]; then bash scripts/postgres.sh stop "$PG_DIR" || true; fi
-    bash scripts/redmine.sh stop >/dev/null 2>&1 || true
+    # Releases this run's hold on Redmine; stops it only if this run started it and no
+    # other run still uses it (see scripts/redmine.sh).
+    bash scripts/redmine.sh stop >/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -25,7 +29,7 @@ bash scripts/install-test-deps.sh
 # the tests find it through these variables. The run fails if it cannot start.
 REDMINE_ENV="$(bash scripts/redmine.sh)"
 while IFS= read -r kv; do export "${kv?}"; done \
-    < <(grep -E '^REDMINE_(URL|API_KEY|HUMAN_API_KEY)=' <<<"$REDMINE_ENV")
+    < <(grep -E '^REDMINE_(URL|API_KEY|HUMAN_API_KEY|PROJECT)=' <<<"$REDMINE_ENV")
 # PostgreSQL for the storage engine's tests: the one at $BATON_TEST_POSTGRES_URL when it
 # answers, else a throwaway cluster of this run's own.
 PG_ENV="$(bash scripts/postgres.sh)"
