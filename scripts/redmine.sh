@@ -4,22 +4,35 @@
 #   scripts/redmine.sh          install if needed, prepare, start; prints on stdout:
 #                                 REDMINE_URL=http://127.0.0.1:3000
 #                                 REDMINE_API_KEY=<an admin API key>
-#                                 REDMINE_HUMAN_API_KEY=<key of jdoe, a Manager in ops>
+#                                 REDMINE_HUMAN_API_KEY=<key of jdoe, a Manager in the project>
+#                                 REDMINE_PROJECT=baton-it
 #                                 REDMINE_VERSION=5.0.4.stable
 #                                 REDMINE_STARTED=1 (0 when it was running already)
-#   scripts/redmine.sh stop     stops the Redmine this script started
+#   scripts/redmine.sh stop     this caller is done with Redmine; stops it only if this
+#                               caller started it and no other caller still uses it
+#
+# Who "this caller" is: the process REDMINE_LEASE_PID names (default: the parent, i.e. the
+# shell or test run that calls the script), told apart from a later process with the same
+# pid by its start time. `start` records the caller as a user of Redmine, and as its owner
+# when this call started the server; `stop` drops the caller's use and stops the server
+# only when the caller owns it. An owner still in use by other callers (two test runs at
+# once) hands it to one of them instead, and the last one stops it. A Redmine running
+# before (started by hand, or by a run that died) has another or no owner: it is reused
+# and left running; `kill $(cat $STATE_DIR/redmine.pid)` ends one for good.
 #
 # Environment: REDMINE_PORT (3000), REDMINE_STATE_DIR (/tmp/baton-redmine: pid file, server
-# log, lock), REDMINE_START_TIMEOUT (seconds, 180). Progress goes to stderr, so stdout is
-# only the machine-readable lines above.
+# log, lock, owner, users), REDMINE_START_TIMEOUT (seconds, 180), REDMINE_LEASE_PID.
+# Progress goes to stderr, so stdout is only the machine-readable lines above.
 #
 # Debian bookworm's packages (redmine, redmine-sqlite; Redmine 5.0) on their default
 # instance: dbconfig-common creates the SQLite database and loads the default data
 # (trackers, statuses, priorities, workflows) at install time. The package has no service;
 # the server here is WEBrick under www-data (the owner of the instance's files), which
 # Ruby 3.1 no longer bundles, hence ruby-webrick and `gem "webrick"` in Gemfile.local.
-# `ops` (identifier) is a private project with every tracker; user jdoe (Jane Doe) is a
-# Manager there, for tests that act as a person working in Redmine.
+# `baton-it` (identifier) is the tests' own project, private, with every tracker; user
+# jdoe (Jane Doe) is a Manager there, for tests that act as a person working in Redmine.
+# Those settings are enforced on every run, whoever made the project: the same Redmine may
+# serve other uses (an `ops` project of its own, public or not), which the tests leave alone.
 # Idempotent: every step checks first, and a running server that answers is reused.
 set -euo pipefail
 
@@ -31,6 +44,10 @@ RUN_AS=www-data
 URL="http://127.0.0.1:${PORT}"
 PID_FILE="$STATE_DIR/redmine.pid"
 LOG_FILE="$STATE_DIR/redmine.log"
+OWNER_FILE="$STATE_DIR/owner"   # the caller that started the running server
+USERS_DIR="$STATE_DIR/users"    # one file per caller using it
+LEASE_PID=${REDMINE_LEASE_PID:-$PPID}
+PROJECT=baton-it
 STARTED=0
 
 say() { echo "redmine.sh: $*" >&2; }
@@ -43,7 +60,34 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 # /proc rather than `kill -0`: without root, signalling www-data's process is refused.
-alive() { [[ "$1" =~ ^[0-9]+$ && -d "/proc/$1" ]]; }
+# A zombie (exited, not yet reaped) still has a /proc entry: it is not alive.
+alive() { [[ "$1" =~ ^[0-9]+$ && -n "$(proc_start "$1")" ]]; }
+
+# The start time of process $1 (clock ticks since boot; empty when gone or a zombie).
+proc_start() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    read -ra fields <<<"${stat##*) }"  # after the command name, which may hold spaces
+    [[ "${fields[0]}" != Z ]] && echo "${fields[19]}"
+    return 0
+}
+
+# A caller as "pid-starttime": unique over time, unlike a pid alone.
+lease_of() {
+    local start
+    start=$(proc_start "$1")
+    [[ -n "$start" ]] || die "REDMINE_LEASE_PID=$1 names no running process"
+    echo "$1-$start"
+}
+lease_alive() { [[ "$(proc_start "${1%-*}")" == "${1##*-}" ]]; }
+
+live_users() {
+    local f
+    for f in "$USERS_DIR"/*; do
+        [[ -e "$f" ]] || continue
+        if lease_alive "${f##*/}"; then echo "${f##*/}"; else "${SUDO[@]}" rm -f "$f"; fi
+    done
+}
 
 running_pid() {
     local pid
@@ -53,22 +97,41 @@ running_pid() {
     echo "$pid"
 }
 
-stop() {
-    local pid
-    if ! pid=$(running_pid); then
-        say "not running"
-        "${SUDO[@]}" rm -f "$PID_FILE"
-        return 0
-    fi
+kill_server() {
+    local pid=$1
     say "stopping pid $pid"
     "${SUDO[@]}" kill -TERM "$pid"
     for _ in $(seq 1 100); do
-        alive "$pid" || { "${SUDO[@]}" rm -f "$PID_FILE"; return 0; }
+        alive "$pid" || { "${SUDO[@]}" rm -f "$PID_FILE" "$OWNER_FILE"; return 0; }
         sleep 0.1
     done
     say "pid $pid ignored TERM for 10s; killing it"
     "${SUDO[@]}" kill -KILL "$pid" 2>/dev/null || true
-    "${SUDO[@]}" rm -f "$PID_FILE"
+    "${SUDO[@]}" rm -f "$PID_FILE" "$OWNER_FILE"
+}
+
+stop() {
+    local me pid owner others
+    me=$(lease_of "$LEASE_PID")
+    "${SUDO[@]}" rm -f "$USERS_DIR/$me"
+    if ! pid=$(running_pid); then
+        say "not running"
+        "${SUDO[@]}" rm -f "$PID_FILE" "$OWNER_FILE"
+        return 0
+    fi
+    owner=$(cat "$OWNER_FILE" 2>/dev/null || true)
+    if [[ "$owner" != "$me" ]]; then
+        say "leaving Redmine (pid $pid) running: this caller did not start it"
+        return 0
+    fi
+    others=$(live_users)
+    others=${others%%$'\n'*}  # the first one
+    if [[ -n "$others" ]]; then
+        say "leaving Redmine (pid $pid) running for caller ${others%-*}, which still uses it"
+        echo "$others" | "${SUDO[@]}" tee "$OWNER_FILE" >/dev/null
+        return 0
+    fi
+    kill_server "$pid"
 }
 
 install() {
@@ -105,7 +168,7 @@ as_redmine() {
 
 prepare() {
     # One Rails boot for every check (each boot costs seconds): migrate when needed,
-    # default data when missing, REST API on, the admin usable by API key, project `ops`.
+    # default data when missing, REST API on, the admin usable by API key, the tests' project.
     local script="$STATE_DIR/prepare.rb"
     "${SUDO[@]}" tee "$script" >/dev/null <<'RUBY'
 ctx = ActiveRecord::Base.connection.migration_context
@@ -120,15 +183,20 @@ end
 Setting.rest_api_enabled = "1" unless Setting.rest_api_enabled?
 admin = User.find_by_login("admin") or abort("redmine.sh: no admin user")
 admin.update_columns(must_change_passwd: false) if admin.must_change_passwd?
-project = Project.find_by(identifier: "ops")
+# The tests' own project, set as they need it whether or not this run made it.
+project = Project.find_by(identifier: ENV.fetch("BATON_PROJECT"))
 unless project
-  warn "redmine.sh: creating project ops"
-  project = Project.new(name: "Ops", identifier: "ops", is_public: false)
-  project.enabled_module_names = ["issue_tracking"]
-  project.trackers = Tracker.sorted.to_a
-  project.save!
+  warn "redmine.sh: creating project #{ENV.fetch("BATON_PROJECT")}"
+  project = Project.new(identifier: ENV.fetch("BATON_PROJECT"))
 end
-project.trackers = Tracker.sorted.to_a if project.trackers.empty?
+project.name = "Baton integration tests"
+project.is_public = false
+project.status = Project::STATUS_ACTIVE
+project.save! if project.new_record? || project.changed?
+unless project.enabled_module_names.include?("issue_tracking")
+  project.enabled_module_names = project.enabled_module_names | ["issue_tracking"]
+end
+project.trackers = Tracker.sorted.to_a if project.tracker_ids.sort != Tracker.ids.sort
 # A second, non-admin person (Manager in ops) for tests that act as a human in Redmine.
 human = User.find_by_login("jdoe")
 unless human
@@ -137,15 +205,22 @@ unless human
   human.password = human.password_confirmation = SecureRandom.hex(16)
   human.save!
 end
-unless Member.exists?(user_id: human.id, project_id: project.id)
-  Member.create!(principal: human, project: project, roles: [Role.find_by!(name: "Manager")])
+human.update_columns(status: User::STATUS_ACTIVE) unless human.active?
+manager = Role.find_by!(name: "Manager")
+member = Member.find_by(user_id: human.id, project_id: project.id)
+if member.nil?
+  Member.create!(principal: human, project: project, roles: [manager])
+elsif !member.role_ids.include?(manager.id)
+  member.role_ids = member.role_ids | [manager.id]
+  member.save!
 end
 puts "REDMINE_API_KEY=#{admin.api_key}"
 puts "REDMINE_HUMAN_API_KEY=#{human.api_key}"
+puts "REDMINE_PROJECT=#{project.identifier}"
 puts "REDMINE_VERSION=#{Redmine::VERSION}"
 RUBY
     "${SUDO[@]}" chmod 0644 "$script"
-    as_redmine "$ROOT/bin/rails" runner "$script"
+    as_redmine BATON_PROJECT="$PROJECT" "$ROOT/bin/rails" runner "$script"
 }
 
 answers() {
@@ -189,7 +264,9 @@ start() {
         fi
         if ((SECONDS > deadline)); then
             tail -n 30 "$LOG_FILE" >&2 || true
-            die "Redmine did not answer at $URL within ${START_TIMEOUT}s"
+            local pid
+            if pid=$(running_pid); then kill_server "$pid"; fi
+            die "Redmine did not answer at $URL within ${START_TIMEOUT}s (stopped it)"
         fi
         sleep 0.5
     done
@@ -197,32 +274,43 @@ start() {
     STARTED=1
 }
 
+# Records the caller as a user of the server, and as its owner when it started it.
+lease() {
+    local me
+    me=$(lease_of "$LEASE_PID")
+    "${SUDO[@]}" mkdir -p "$USERS_DIR"
+    live_users >/dev/null  # forget callers that ended without `stop`
+    "${SUDO[@]}" touch "$USERS_DIR/$me"
+    if ((STARTED)); then echo "$me" | "${SUDO[@]}" tee "$OWNER_FILE" >/dev/null; fi
+}
+
 main() {
     "${SUDO[@]}" mkdir -p "$STATE_DIR"
     "${SUDO[@]}" chown "$RUN_AS" "$STATE_DIR" 2>/dev/null || true
     case "${1:-start}" in
-        stop)
-            stop
-            return 0
-            ;;
-        start) ;;
+        start | stop) ;;
         *) die "usage: $0 [start|stop]" ;;
     esac
-    # Two test runs at once must not install or start twice. (The server must not
-    # inherit fd 9, or it would hold the lock for its whole life.)
+    # Two test runs at once must not install or start twice, nor stop while the other
+    # starts. (The server must not inherit fd 9, or it would hold the lock for its life.)
     "${SUDO[@]}" touch "$STATE_DIR/lock"
     "${SUDO[@]}" chmod 0666 "$STATE_DIR/lock"
     exec 9>>"$STATE_DIR/lock"
     flock -w 600 9 || die "another redmine.sh holds $STATE_DIR/lock"
+    if [[ "${1:-start}" == stop ]]; then
+        stop
+        return 0
+    fi
     install
     id "$RUN_AS" >/dev/null 2>&1 || die "user $RUN_AS is missing"
     configure_gemfile
     local out
     out=$(prepare) || die "preparing Redmine failed"
     start
+    lease
     echo "REDMINE_URL=$URL"
-    echo "REDMINE_STARTED=$STARTED"  # 1: this run started it (the caller may stop it)
-    grep -E '^REDMINE_(API_KEY|HUMAN_API_KEY|VERSION)=' <<<"$out"
+    echo "REDMINE_STARTED=$STARTED"  # 1: this call started it; `stop` will stop it
+    grep -E '^REDMINE_(API_KEY|HUMAN_API_KEY|PROJECT|VERSION)=' <<<"$out"
 }
 
 main "$@"

@@ -2,7 +2,9 @@
 own (``?schema=`` in ``storage.url``), dropped afterwards.
 
 The server comes from ``$BATON_TEST_POSTGRES_URL`` (default: trust auth on 127.0.0.1:5432,
-database ``test``). If it cannot be reached the tests fail, saying so: CI has one.
+database ``test``). ``scripts/test.sh`` uses the one there when it answers, and otherwise
+starts a throwaway cluster (``scripts/postgres.sh``) and points the variable at it. If it
+cannot be reached the tests fail, saying so: they are never skipped.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ def admin() -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as e:
-        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {e}\nStart one (trust auth, "
-                    f"database 'test') or point $BATON_TEST_POSTGRES_URL at one; these tests "
-                    f"need a real server and are never skipped.", pytrace=False)
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {e}\nRun the tests through "
+                    f"scripts/test.sh (it starts one when none answers), start one (trust "
+                    f"auth, database 'test') or point $BATON_TEST_POSTGRES_URL at one; these "
+                    f"tests need a real server and are never skipped.", pytrace=False)
 
 
 def with_query(url: str, query: str) -> str:

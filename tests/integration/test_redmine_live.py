@@ -2,8 +2,9 @@
 
 The fixture runs ``scripts/redmine.sh`` (install when needed, prepare, start on loopback)
 unless ``REDMINE_URL`` and ``REDMINE_API_KEY`` point at a running one. Redmine that cannot
-be started fails these tests: they never skip. Every test uses fresh incident ids, so the
-instance's database may outlive a run.
+be started fails these tests: they never skip. Every test uses fresh incident ids, and
+issues go to the tests' own private project (``REDMINE_PROJECT``, ``baton-it``), so the
+instance's database may outlive a run and may serve other uses besides.
 """
 
 from __future__ import annotations
@@ -37,17 +38,22 @@ class Redmine:
     url: str
     api_key: str
     human_key: str  # a person working in Redmine (jdoe), or the same key when given
+    project: str  # identifier of a private project the tests may fill with issues
 
 
 @pytest.fixture(scope="module")
 def redmine() -> Iterator[Redmine]:
     url, key = os.environ.get("REDMINE_URL"), os.environ.get("REDMINE_API_KEY")
     if url and key:
-        yield Redmine(url.rstrip("/"), key, os.environ.get("REDMINE_HUMAN_API_KEY") or key)
+        yield Redmine(url.rstrip("/"), key, os.environ.get("REDMINE_HUMAN_API_KEY") or key,
+                      os.environ.get("REDMINE_PROJECT") or "baton-it")
         return
+    # This pytest process is the script's caller, for start and stop alike: stop then
+    # stops Redmine only if this start started it and nobody else uses it meanwhile.
+    env = os.environ | {"REDMINE_LEASE_PID": str(os.getpid())}
     try:
         proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True,
-                              timeout=900, check=False)
+                              timeout=900, check=False, env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{SCRIPT} did not finish in {exc.timeout}s: a real Redmine is required "
                     "for these tests (or set REDMINE_URL and REDMINE_API_KEY)", pytrace=False)
@@ -56,15 +62,15 @@ def redmine() -> Iterator[Redmine]:
                     "for these tests (or set REDMINE_URL and REDMINE_API_KEY).\n"
                     f"{proc.stderr[-4000:]}", pytrace=False)
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    missing = {"REDMINE_URL", "REDMINE_API_KEY", "REDMINE_HUMAN_API_KEY"} - set(values)
-    assert not missing, f"{SCRIPT} printed no {sorted(missing)}: {proc.stdout!r}"
+    missing = {"REDMINE_URL", "REDMINE_API_KEY", "REDMINE_HUMAN_API_KEY",
+               "REDMINE_PROJECT"} - set(values)
     try:
+        assert not missing, f"{SCRIPT} printed no {sorted(missing)}: {proc.stdout!r}"
         yield Redmine(values["REDMINE_URL"], values["REDMINE_API_KEY"],
-                      values["REDMINE_HUMAN_API_KEY"])
+                      values["REDMINE_HUMAN_API_KEY"], values["REDMINE_PROJECT"])
     finally:
-        if values.get("REDMINE_STARTED") == "1":  # leave alone one we did not start
-            subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=60,
-                           check=False)
+        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=660,
+                       check=False, env=env)
 
 
 @dataclasses.dataclass
@@ -93,6 +99,12 @@ class Rig:
         issue: dict[str, Any] = doc["issue"]
         return issue
 
+    async def closed_status(self) -> int:
+        """Id of the status named Closed (the connector's default close), not assumed."""
+        doc = await self.api("GET", "/issue_statuses.json")
+        (found,) = [s["id"] for s in doc["issue_statuses"] if s["name"] == "Closed"]
+        return int(found)
+
     async def marked(self, incident_id: str) -> list[int]:
         """Ids of every issue, open or closed, whose subject carries the marker."""
         doc = await self.api("GET", "/issues.json?status_id=*&subject=~"
@@ -102,7 +114,8 @@ class Rig:
 
 @pytest.fixture
 async def rig(redmine: Redmine) -> AsyncIterator[Rig]:
-    config = {"url": redmine.url, "api_key": Secret(redmine.api_key), "project": "ops",
+    config = {"url": redmine.url, "api_key": Secret(redmine.api_key),
+              "project": redmine.project,
               "tracker": "Bug", "priorities": {"critical": "Immediate"}}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         yield Rig(redmine, http, RedmineConnector("rm", config))
@@ -130,8 +143,9 @@ async def test_trigger_opens_one_issue_and_a_retry_finds_it(rig: Rig) -> None:
     assert await rig.marked(doc["id"]) == [int(issue_id)]
     issue = await rig.issue(issue_id)
     assert issue["subject"] == f"High error rate on checkout [baton:{doc['id']}]"
-    assert (issue["project"]["name"], issue["tracker"]["name"], issue["priority"]["name"]) \
-        == ("Ops", "Bug", "Immediate")
+    project = (await rig.api("GET", f"/projects/{rig.redmine.project}.json"))["project"]
+    assert (issue["project"]["id"], issue["tracker"]["name"], issue["priority"]["name"]) \
+        == (project["id"], "Bug", "Immediate")
     assert "5xx ratio above 5% for 10m" in issue["description"]
 
 
@@ -168,8 +182,8 @@ async def test_an_issue_closed_in_redmine_becomes_a_resolve_event(rig: Rig) -> N
         refs.append(outcome.external_ref)
     me = await rig.api("GET", "/users/current.json", key=rig.redmine.human_key)
     await rig.api("PUT", f"/issues/{refs[0].id}.json", {"issue": {
-        "status_id": 5, "notes": "Fixed the pool size."}}, key=rig.redmine.human_key,
-        status=204)
+        "status_id": await rig.closed_status(), "notes": "Fixed the pool size."}},
+        key=rig.redmine.human_key, status=204)
     issue = await rig.issue(refs[0].id)
     events = await rig.connector.sync(refs, rig.http)
     assert [(e.action, e.event_id, e.actor, e.external_id) for e in events] == [
@@ -203,7 +217,8 @@ async def test_a_recurrence_reopens_the_earlier_issue(rig: Rig) -> None:
 
 
 async def test_a_wrong_key_is_a_permanent_failure(rig: Rig) -> None:
-    connector = RedmineConnector("rm", {"url": rig.redmine.url, "project": "ops",
+    connector = RedmineConnector("rm", {"url": rig.redmine.url,
+                                        "project": rig.redmine.project,
                                         "api_key": Secret("not-the-key")})
     outcome = await connector.send(sample_notification("rm", incident=incident()), rig.http)
     assert (outcome.kind, outcome.status) == ("permanent", 401), outcome
@@ -220,7 +235,8 @@ async def test_a_wrong_key_is_a_permanent_failure(rig: Rig) -> None:
 async def gateway(rig: Rig, aiohttp_client: ClientFactory, tmp_path: Path) -> Gateway:
     data = config_dict(tmp_path)
     data["connectors"]["tickets"] = {"type": "redmine", "url": rig.redmine.url,
-                                     "api_key": {"env": "REDMINE_KEY"}, "project": "ops"}
+                                     "api_key": {"env": "REDMINE_KEY"},
+                                     "project": rig.redmine.project}
     data["policies"]["notify"]["levels"] = [{"notify": ["tickets"]}]
     return await start_gateway(aiohttp_client, data, tmp_path,
                                environ={"REDMINE_KEY": rig.redmine.api_key})
@@ -265,8 +281,8 @@ async def test_closing_the_issue_in_redmine_resolves_the_incident(
     me = await rig.api("GET", "/users/current.json", key=rig.redmine.human_key)
     assert await gw.app[state.SYNCER].run_once(force=True) == {"tickets": 0}
     await rig.api("PUT", f"/issues/{issue_id}.json", {"issue": {
-        "status_id": 5, "notes": "Replica caught up."}}, key=rig.redmine.human_key,
-        status=204)
+        "status_id": await rig.closed_status(), "notes": "Replica caught up."}},
+        key=rig.redmine.human_key, status=204)
     assert await gw.app[state.SYNCER].run_once(force=True) == {"tickets": 1}
     doc = await gw.incident(incident_id)
     assert doc["status"] == "resolved"
@@ -310,7 +326,7 @@ async def test_escalation_notes_and_a_lost_response_opens_no_second_issue(
     data = config_dict(tmp_path)
     data["connectors"]["tickets"] = {
         "type": "redmine", "url": str(server.make_url("")).rstrip("/"),
-        "api_key": {"env": "REDMINE_KEY"}, "project": "ops",
+        "api_key": {"env": "REDMINE_KEY"}, "project": rig.redmine.project,
         "backoff": {"initial": "1s", "max": "1s"}}
     data["policies"]["notify"]["levels"] = [
         {"notify": ["tickets"], "escalate_after": "10m"}, {"notify": ["hook"]}]
