@@ -85,7 +85,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     app[state.SYNCER] = syncer
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store.open()
+        store.open(owner=True)  # SQLite: refuses when another process owns the file
         recovered = await store.recover(clock.now())
         if recovered:
             log.info("took back deliveries claimed before a restart", count=recovered)
