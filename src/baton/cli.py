@@ -19,6 +19,8 @@ from .config import (
     check_config,
     config_warnings,
     load_config,
+    open_api_refusal,
+    parse_listen,
     resolve_config_path,
 )
 from .errors import ConfigError, Conflict, NotFound, StorageUnavailable
@@ -52,22 +54,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     configure(config.logging.level, config.logging.format)
-    host, _, port = (args.listen or config.server.listen).rpartition(":")
+    listen = args.listen or config.server.listen
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as e:
+        print(f"error: --listen {listen}: {e}", file=sys.stderr)
+        return 1
+    listening = dataclasses.replace(config, server=dataclasses.replace(
+        config.server, listen=listen))
+    refusal = open_api_refusal(listening)
+    if refusal is not None:
+        print(f"error: refusing to start: {refusal}", file=sys.stderr)
+        return 1
     try:
         app = create_app(config)
     except ConfigError as e:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)
         return 1
-    listening = dataclasses.replace(config, server=dataclasses.replace(
-        config.server, listen=f"{host}:{port}"))
     for warning in config_warnings(listening):
         print(f"warning: {warning}", file=sys.stderr)
     if config.path is None:
         print(f"baton: no config given; running the built-in demo config on "
-              f"{config.storage.url}, listening on {host}:{port}", file=sys.stderr)
+              f"{config.storage.url}, listening on {listen}", file=sys.stderr)
     try:
-        web.run_app(app, host=host.strip("[]") or "127.0.0.1", port=int(port),
+        web.run_app(app, host=host, port=port,
                     shutdown_timeout=config.server.shutdown_grace, access_log=None,
                     print=None, handle_signals=True)
     except ConfigError as e:
