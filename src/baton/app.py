@@ -67,7 +67,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     pipeline = Pipeline(config, build_sources(config), store, clock, metrics)
     dispatcher = Dispatcher(store, build_lanes(config), clock, metrics,
                             poll_interval=config.dispatch.poll_interval,
-                            lease=config.dispatch.lease)
+                            lease=config.dispatch.lease,
+                            batch_size=config.dispatch.batch_size)
     syncer = Syncer(store, dispatcher.lanes,
                     {n: c.sync_interval for n, c in config.connectors.items()}, clock, metrics)
     store.on_enqueue = dispatcher.wake
