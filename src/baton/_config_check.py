@@ -25,6 +25,10 @@ from .duration import parse_duration
 from .secret import Secret
 
 CONFIG_SCHEMA = "config.schema.json"
+# Settings that exist for tests (a plain-HTTP fake SNS, an in-memory database) are refused
+# at load unless this is "1" in the environment: one stray line must not turn a
+# production gateway's signature checks or its durability off.
+TEST_SETTINGS_ENV = "BATON_ALLOW_TEST_SETTINGS"
 _MAX_MESSAGE = 240
 # Schedule text forms: their parsers word a problem better than a regex mismatch can.
 _TEXT_FORMATS: dict[str, Callable[[Any], object]] = {
@@ -166,6 +170,20 @@ class Checker:
                      f'{kind} type "{type_}" ships no schema {schema_name} in baton.schemas')
             return
         self.schema(schema_name, options, path)
+        self.test_only(schema.load(schema_name), options, path)
+
+    def test_only(self, definition: Mapping[str, Any], options: Mapping[str, Any],
+                  path: str) -> None:
+        """Keys a plugin schema marks ``x-baton-test-only``, set to anything but their
+        default, are refused unless the environment opts in: declared in the schema, so
+        a plugin marks its own."""
+        if self.environ.get(TEST_SETTINGS_ENV) == "1":
+            return
+        for key, prop in definition.get("properties", {}).items():
+            if (isinstance(prop, dict) and prop.get("x-baton-test-only") is True
+                    and key in options and options[key] != prop.get("default")):
+                self.add(_join(path, key), f"a setting for tests only; refused unless the "
+                                           f"environment has {TEST_SETTINGS_ENV}=1")
 
 
     def _describe(self, err: ValidationError, path: str) -> Iterator[tuple[str, str]]:

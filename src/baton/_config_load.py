@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from . import plugin, signing
-from ._config_check import Checker
+from ._config_check import TEST_SETTINGS_ENV, Checker
 from ._config_schedule import build_people, build_schedules, build_teams, plain_times
 from .config import (
     ApiToken,
@@ -31,6 +31,7 @@ from .config import (
     SourceConfig,
     StorageConfig,
     Target,
+    parse_listen,
 )
 from .duration import format_duration
 from .inhibit import parse_inhibit_rules
@@ -118,9 +119,11 @@ def _strings(node: dict[str, Any], key: str) -> tuple[str, ...]:
 
 def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
     listen = _opt(raw, "listen", str, ServerConfig.listen)
-    port = listen.rpartition(":")[2]
-    if port.isdigit() and int(port) > 65535:
-        ctx.add("server.listen", f"port {port} is out of range (0-65535)")
+    if "server.listen" not in ctx.bad:  # the schema's pattern said it already
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            ctx.add("server.listen", str(exc))
     return ServerConfig(
         listen=listen,
         max_body_bytes=_opt(raw, "max_body_bytes", int, ServerConfig.max_body_bytes),
@@ -333,13 +336,18 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
                   if isinstance(k, str) and isinstance(v, dict)}
         for section in ("sources", "connectors", "policies")}
     storage, dispatch, log = _dict(data, "storage"), _dict(data, "dispatch"), _dict(data, "logging")
+    url = _opt(storage, "url", str, StorageConfig.url)
+    if url == "sqlite://:memory:" and ctx.environ.get(TEST_SETTINGS_ENV) != "1":
+        ctx.add("storage.url", "an in-memory database is lost on exit, for tests only; "
+                               f"refused unless the environment has {TEST_SETTINGS_ENV}=1")
+    api = _dict(data, "api")
     config = Config(
         server=_server(ctx, _dict(data, "server")),
         storage=StorageConfig(
-            url=_opt(storage, "url", str, StorageConfig.url),
+            url=url,
             busy_timeout=ctx.duration(storage, "busy_timeout", "storage", 5.0),
             max_pending_writes=_opt(storage, "max_pending_writes", int, 10000)),
-        api_tokens=_api_tokens(ctx, _dict(data, "api")),
+        api_tokens=_api_tokens(ctx, api), api_open=api.get("open") is True,
         sources={n: _source(ctx, n, b) for n, b in named["sources"].items()},
         connectors={n: _connector(ctx, n, b) for n, b in named["connectors"].items()},
         routes=_routes(ctx, _list(data, "routes"), "routes", data, {}),

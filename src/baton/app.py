@@ -66,7 +66,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     pipeline = Pipeline(config, build_sources(config), store, clock, metrics)
     dispatcher = Dispatcher(store, build_lanes(config), clock, metrics,
                             poll_interval=config.dispatch.poll_interval,
-                            lease=config.dispatch.lease)
+                            lease=config.dispatch.lease,
+                            batch_size=config.dispatch.batch_size)
     syncer = Syncer(store, dispatcher.lanes,
                     {n: c.sync_interval for n, c in config.connectors.items()}, clock, metrics)
     store.on_enqueue = dispatcher.wake
@@ -84,7 +85,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     app[state.SYNCER] = syncer
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store.open()
+        store.open(owner=True)  # SQLite: refuses when another process owns the file
         recovered = await store.recover(clock.now())
         if recovered:
             log.info("took back deliveries claimed before a restart", count=recovered)

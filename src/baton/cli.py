@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config, check_config, config_warnings, load_config
+from .config import (
+    Config,
+    check_config,
+    config_warnings,
+    load_config,
+    open_api_refusal,
+    parse_listen,
+    resolve_config_path,
+)
 from .errors import ConfigError, Conflict, NotFound, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -22,8 +30,11 @@ if TYPE_CHECKING:
 
 
 def _config_path(value: str | None) -> Path | None:
-    value = value or os.environ.get("BATON_CONFIG")
-    return Path(value) if value else None
+    return resolve_config_path(value)
+
+
+def _config_name(config: Config) -> str:
+    return f"config {config.path}" if config.path is not None else "the built-in demo config"
 
 
 def _load(value: str | None) -> Config:
@@ -43,22 +54,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     configure(config.logging.level, config.logging.format)
-    host, _, port = (args.listen or config.server.listen).rpartition(":")
+    listen = args.listen or config.server.listen
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as e:
+        print(f"error: --listen {listen}: {e}", file=sys.stderr)
+        return 1
+    listening = dataclasses.replace(config, server=dataclasses.replace(
+        config.server, listen=listen))
+    refusal = open_api_refusal(listening)
+    if refusal is not None:
+        print(f"error: refusing to start: {refusal}", file=sys.stderr)
+        return 1
     try:
         app = create_app(config)
     except ConfigError as e:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)
         return 1
-    listening = dataclasses.replace(config, server=dataclasses.replace(
-        config.server, listen=f"{host}:{port}"))
     for warning in config_warnings(listening):
         print(f"warning: {warning}", file=sys.stderr)
     if config.path is None:
         print(f"baton: no config given; running the built-in demo config on "
-              f"{config.storage.url}, listening on {host}:{port}", file=sys.stderr)
+              f"{config.storage.url}, listening on {listen}", file=sys.stderr)
     try:
-        web.run_app(app, host=host.strip("[]") or "127.0.0.1", port=int(port),
+        web.run_app(app, host=host, port=port,
                     shutdown_timeout=config.server.shutdown_grace, access_log=None,
                     print=None, handle_signals=True)
     except ConfigError as e:
@@ -90,7 +110,17 @@ def _plugin_problems(config: Config) -> list[str]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    problems = check_config(Path(args.file))
+    if args.file and args.config and args.file != args.config:
+        print(f"error: two configs given: {args.file} and --config {args.config}",
+              file=sys.stderr)
+        return 2
+    path = _config_path(args.file or args.config)
+    if path is None:
+        print("error: no config to check: give FILE or --config FILE, or set BATON_CONFIG",
+              file=sys.stderr)
+        return 2
+    args.file = str(path)
+    problems = check_config(path)
     for p in problems:
         print(p)
     if problems:
@@ -110,10 +140,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _open_store(config: Config) -> Store:
+    """The store a server made, for reading (and the odd write: a silence, a replay).
+    Never creates one: a typo in --config, a missing BATON_CONFIG or another working
+    directory would otherwise leave an empty database behind and answer from it."""
     from .store import open_store
+    from .store.sqlite import path_from_url
 
+    url = config.storage.url
+    if url.startswith("sqlite:"):
+        path = path_from_url(url)
+        if path == ":memory:" or not Path(path).is_file():
+            where = url if path == ":memory:" else os.path.abspath(path)
+            print(f"error: no database at {where} (storage.url of {_config_name(config)}); "
+                  "this command only reads the database baton serve keeps, and never "
+                  "creates one", file=sys.stderr)
+            raise SystemExit(1)
     try:
-        store = open_store(config.storage.url, config.storage.busy_timeout)
+        store = open_store(url, config.storage.busy_timeout, create=False)
         store.open()
     except ConfigError as e:
         for p in e.problems:
@@ -323,48 +366,63 @@ def _parse_at(value: str | None) -> float:
     return dt.timestamp()
 
 
+CONFIG_HELP = "config file (default: $BATON_CONFIG, else the built-in demo)"
+
+
+def _with_config(p: argparse.ArgumentParser, top: bool = False) -> argparse.ArgumentParser:
+    """``--config`` on ``p``. Every parser on the way to a command takes it, so it goes
+    before or after the command's name alike (``baton --config F dlq list``, ``baton dlq
+    list --config F``); below the top it defaults to SUPPRESS, so a parser that did not
+    see it leaves what an outer one parsed in place."""
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP,
+                   default=None if top else argparse.SUPPRESS)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="baton", description="Incident escalation gateway.")
+    p = _with_config(argparse.ArgumentParser(prog="baton",
+                                             description="Incident escalation gateway."),
+                     top=True)
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="run the gateway")
-    s.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    s = _with_config(sub.add_parser("serve", help="run the gateway"))
     s.add_argument("--listen", help="HOST:PORT, overrides server.listen")
     s.set_defaults(func=cmd_serve)
-    c = sub.add_parser("check-config", help="validate a config file; exit 1 on any problem")
-    c.add_argument("file")
+    c = _with_config(sub.add_parser("check-config",
+                                    help="validate a config file; exit 1 on any problem"))
+    c.add_argument("file", nargs="?", help="the config (or --config FILE, $BATON_CONFIG)")
     c.set_defaults(func=cmd_check_config)
     m = sub.add_parser("simulate", help="dry run: parse, route and print the escalation "
                        "timeline of a payload without sending anything")
     m.add_argument("payload", help="a JSON file as the source would send it")
-    m.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    _with_config(m)
     m.add_argument("--source", required=True, help="the configured source name")
     m.add_argument("--at", help="RFC 3339 time to simulate at (default: now)")
     m.add_argument("--silences", help="JSON file of silences (e.g. GET /v1/silences)")
     m.add_argument("--json", action="store_true", help="print the report as JSON")
     m.set_defaults(func=cmd_simulate)
     si = sub.add_parser("silence", help="mute notifications of matching alerts for a time")
-    si.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    _with_config(si)
     si.set_defaults(func=cmd_silence)
     ssub = si.add_subparsers(dest="silence_command", required=True)
-    sa = ssub.add_parser("add", help="add a silence")
+    sa = _with_config(ssub.add_parser("add", help="add a silence"))
     sa.add_argument("matchers", nargs="+", help='Alertmanager matchers, e.g. service="db"')
     sa.add_argument("--duration", default="1h", help="how long (default 1h)")
     sa.add_argument("--comment", default="", help="why")
     sa.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default $USER)")
-    sl = ssub.add_parser("list", help="list silences")
+    sl = _with_config(ssub.add_parser("list", help="list silences"))
     sl.add_argument("--state", choices=("active", "pending", "expired"))
     sl.add_argument("--json", action="store_true")
-    se = ssub.add_parser("expire", help="end a silence now")
+    se = _with_config(ssub.add_parser("expire", help="end a silence now"))
     se.add_argument("id")
     se.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default $USER)")
     d = sub.add_parser("dlq", help="dead-lettered deliveries")
-    d.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    _with_config(d)
     d.set_defaults(func=cmd_dlq)
     dsub = d.add_subparsers(dest="dlq_command", required=True)
-    dl = dsub.add_parser("list", help="list dead-lettered deliveries")
+    dl = _with_config(dsub.add_parser("list", help="list dead-lettered deliveries"))
     dl.add_argument("--limit", type=int, default=100)
     dl.add_argument("--json", action="store_true")
-    dr = dsub.add_parser("replay", help="send dead-lettered deliveries again")
+    dr = _with_config(dsub.add_parser("replay", help="send dead-lettered deliveries again"))
     dr.add_argument("id", nargs="?", help="delivery id")
     dr.add_argument("--all", action="store_true", help="every dead-lettered delivery")
     r = sub.add_parser("report", help="MTTA/MTTR by service, escalation rate and the top "
@@ -373,14 +431,14 @@ def parser() -> argparse.ArgumentParser:
                    "at most 365d)")
     r.add_argument("--limit", default="10", help="recurring problems shown (default 10, "
                    "at most 100)")
-    r.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    _with_config(r)
     r.add_argument("--json", action="store_true", help="the API's documents: "
                    '{"response": ..., "recurring": ...}')
     r.set_defaults(func=cmd_report)
     o = sub.add_parser("oncall", help="who is on call on a schedule, now or at --at")
     o.add_argument("schedule")
     o.add_argument("--at", help="RFC 3339 time; without an offset, the schedule's local time")
-    o.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    _with_config(o)
     o.add_argument("--json", action="store_true", help="the API's JSON answer")
     o.set_defaults(func=cmd_oncall)
     return p

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -30,6 +31,7 @@ from .timeinterval import TimeInterval
 
 CONFIG_ENV = "BATON_CONFIG"
 DEMO_CONFIG = "demo.yaml"
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     api_tokens: tuple[ApiToken, ...] = ()
+    # With no api_tokens, serve the management API and console off loopback anyway.
+    api_open: bool = False
     sources: Mapping[str, SourceConfig] = field(default_factory=dict)
     connectors: Mapping[str, ConnectorConfig] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
@@ -250,6 +254,38 @@ def config_from_dict(data: Any, base_dir: Path,
     return config
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as ``server.listen`` and ``--listen`` take it:
+    the host as the socket wants it (no brackets) and the port. Raises ValueError saying
+    what is wrong, without a traceback's worth of detail."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    if not (port.isascii() and port.isdigit()) or len(port) > 5:
+        raise ValueError(f"port {port!r} is not a number")
+    if int(port) > 65535:
+        raise ValueError(f"port {port} is out of range (0-65535)")
+    if not host:
+        raise ValueError("no host: write 127.0.0.1:PORT for this machine only, or "
+                         "0.0.0.0:PORT for every address")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv6 address") from None
+        return host[1:-1], int(port)
+    if ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets: [{host}]:{port}")
+    if host.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv4 address") from None
+    elif not _HOSTNAME.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    return host, int(port)
+
+
 def _loopback(listen: str) -> bool:
     host = listen.rpartition(":")[0].strip("[]") or "0.0.0.0"  # noqa: S104 - a reading
     if host == "localhost":
@@ -260,9 +296,27 @@ def _loopback(listen: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
+def open_api_refusal(config: Config) -> str | None:
+    """Why ``baton serve`` must not start with this config, or None: with no api.tokens
+    the management API and console are open, which is only safe on loopback."""
+    listen = config.server.listen
+    if config.api_tokens or config.api_open or _loopback(listen):
+        return None
+    return (f"api: no api.tokens while listening on {listen}: anyone who can reach it "
+            "could read, acknowledge and resolve every incident; add api.tokens, listen on "
+            "a loopback address, or set api: {open: true} to allow it")
+
+
 def config_warnings(config: Config) -> list[str]:
     """What loads but is probably a mistake, as ``path: message`` lines."""
     out = []
+    refusal = open_api_refusal(config)
+    if refusal is not None:
+        out.append(f"{refusal} (baton serve refuses to start)")
+    elif config.api_open and not config.api_tokens and not _loopback(config.server.listen):
+        out.append(f"api.open: true without api.tokens while listening on "
+                   f"{config.server.listen}: the management API and console are open to "
+                   "anyone who can reach that address")
     if not _loopback(config.server.listen):
         for name, src in sorted(config.sources.items()):
             if src.auth.type == "none":

@@ -22,6 +22,7 @@ import structlog
 
 from .backoff import RetryPolicy, decide
 from .clock import Clock
+from .config import DispatchConfig
 from .metrics import Metrics
 from .model import Notification, Outcome
 from .plugin import Connector
@@ -63,13 +64,17 @@ class Lane:
 class Dispatcher:
     def __init__(self, store: Store, lanes: Mapping[str, Lane], clock: Clock,
                  metrics: Metrics, *, poll_interval: float = 1.0, lease: float = 60.0,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None,
+                 batch_size: int = DispatchConfig.batch_size) -> None:
         self.store = store
         self.lanes = dict(lanes)
         self.clock = clock
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.lease = lease
+        # Most rows one claim takes (``dispatch.batch_size``): a claim is one write
+        # transaction, which ingest waits behind on SQLite's single writer.
+        self.batch_size = batch_size
         # Unique per process run: containers share pid 1 and often a hostname, and a
         # replica must never finish or release another's claims (PostgreSQL).
         self.worker = worker_id or (f"{socket.gethostname()}:{os.getpid()}:"
@@ -150,7 +155,11 @@ class Dispatcher:
             # The lease must outlive an attempt, or a slow attempt could be claimed again
             # while it still runs.
             lease = max(self.lease, lane.timeout * 2 + 5)
-            for claimed in await self.store.claim(name, free, now, lease, self.worker):
+            want = min(free, self.batch_size)
+            batch = await self.store.claim(name, want, now, lease, self.worker)
+            if len(batch) == want < free:
+                self._wake.set()  # cut short by batch_size: claim the rest next cycle, now
+            for claimed in batch:
                 lane.inflight.add(claimed.id)
                 if lane.rate_limit is not None:
                     lane.started.append(now)

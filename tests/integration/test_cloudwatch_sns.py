@@ -120,7 +120,8 @@ async def gateway(aiohttp_client: ClientFactory, clock: FakeClock, tmp_path: Pat
     data["sources"]["aws"] = {"type": "cloudwatch", "auth": {"type": "none"},
                               "signing_host_pattern": r"^127\.0\.0\.1$", "allow_http": True,
                               **({"topic_arns": topics} if topics else {}), **extra}
-    return await start_gateway(aiohttp_client, data, tmp_path, clock=clock)
+    return await start_gateway(aiohttp_client, data, tmp_path, clock=clock,
+                               environ={"BATON_ALLOW_TEST_SETTINGS": "1"})  # allow_http
 
 
 def stamp(clock: FakeClock) -> str:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from baton import cli
+from baton.store import open_store
 
 
 @pytest.fixture
@@ -20,6 +21,9 @@ def config(tmp_path: Path) -> str:
         "connectors": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
         "routes": [{"policy": "p"}], "policies": {"p": {"levels": [{"notify": ["hook"]}]}},
     }))
+    store = open_store(f"sqlite:///{tmp_path}/b.db")  # as baton serve leaves it
+    store.open(owner=True)
+    store.close()
     return str(path)
 
 

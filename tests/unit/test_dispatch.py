@@ -228,3 +228,29 @@ async def test_the_breaker_is_per_connector(store: Store, clock: FakeClock) -> N
     assert await pump(d) == 1
     assert (len(bad.calls), len(good.calls)) == (5, 1)
     assert (gauge(d, "bad"), gauge(d, "good")) == (1.0, None)
+
+
+async def test_batch_size_caps_each_claim_and_the_rest_follows_at_once(
+        store: Store, clock: FakeClock) -> None:
+    connector = Scripted("x")
+    d = dispatcher(store, clock, x=lane(connector, concurrency=16))
+    d.batch_size = 2
+    for i in range(5):
+        await incident(store, clock, f"k{i}", "x")
+    for expected, full in ((2, True), (2, True), (1, False)):
+        d._wake.clear()
+        assert await d.run_once() == expected
+        # Looked at before the attempts finish (a finished attempt wakes it too).
+        assert d._wake.is_set() is full, "a full batch starts the next cycle at once"
+        await d.idle()
+    assert len(connector.calls) == 5
+
+
+def test_dispatch_batch_size_reaches_the_dispatcher(tmp_path: Path) -> None:
+    from helpers import build, minimal
+
+    from baton.api import state
+    from baton.app import create_app
+
+    config = build(minimal(dispatch={"batch_size": 7}), tmp_path)
+    assert create_app(config)[state.DISPATCHER].batch_size == 7

@@ -4,6 +4,7 @@ claims and leases, recovery, and refusing work (503) when it cannot take it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from baton.lifecycle import Lifecycle
 from baton.model import Alert
 from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
 from baton.store.repo import Repo
-from baton.store.sqlite import SQLiteEngine
+from baton.store.sqlite import DatabaseInUse, SQLiteEngine
 from baton.store.tx import Tx
 
 T0 = 1_767_225_600.0
@@ -191,7 +192,16 @@ async def test_a_claim_is_a_lease(store: Store) -> None:
     assert await store.claim("hook", 10, T0 + 999, 60, "w1") == []
 
 
-async def test_recover_takes_back_claims_of_a_previous_run(store: Store) -> None:
+async def test_recover_takes_back_claims_of_a_previous_run(tmp_path: Path) -> None:
+    owner = open_store(f"sqlite:///{tmp_path}/b.db")
+    owner.open(owner=True)
+    try:
+        await _recover_takes_back_claims(owner)
+    finally:
+        owner.close()
+
+
+async def _recover_takes_back_claims(store: Store) -> None:
     await store.ingest("app", "{}", [routed("a"), routed("b")], T0)
     claimed = await store.claim("hook", 10, T0, 60, "dead-process")
     assert len(claimed) == 2
@@ -204,6 +214,36 @@ async def test_recover_takes_back_claims_of_a_previous_run(store: Store) -> None
     assert {c.attempts for c in again} == {2}
     assert await store.recover(T0 + 6) == 2
     assert await store.recover(T0 + 6) == 0
+
+
+async def test_only_the_owner_takes_claims_back(store: Store, tmp_path: Path) -> None:
+    """A reader beside a running server (the CLI) must not take its claims: it cannot
+    know whether their claimer is alive."""
+    await store.ingest("app", "{}", [routed("a")], T0)
+    await store.claim("hook", 10, T0, 60, "live-server")
+    assert await store.recover(T0 + 5) == 0
+    assert (await store.depth())["in_flight"] == 1
+
+
+async def test_a_second_owner_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/b.db"
+    first, second = open_store(url), open_store(url)
+    first.open(owner=True)
+    try:
+        with pytest.raises(DatabaseInUse) as err:
+            second.open(owner=True)
+        assert f"database {tmp_path}/b.db is in use" in str(err.value)
+        assert f"(pid {os.getpid()})" in str(err.value)
+        assert not second.owner
+        reader = open_store(url)
+        reader.open()  # readers do not need the lock
+        await reader.ping()
+        reader.close()
+        await first.ping()  # the refused one and the reader left the owner alone
+    finally:
+        first.close()
+    second.open(owner=True)  # the lock went with the first one
+    second.close()
 
 
 async def test_release_gives_back_without_counting_the_attempt(store: Store) -> None:

@@ -47,10 +47,19 @@ class Engine(Protocol):
     async def read(self, fn: Callable[[Tx], T]) -> T: ...
 
 
+class OwnerLock(Protocol):
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
+
+
 class Store:
-    def __init__(self, engine: Engine, single_process: bool) -> None:
+    def __init__(self, engine: Engine, single_process: bool,
+                 owner_lock: OwnerLock | None = None) -> None:
         self.engine = engine
         self.single_process = single_process
+        # SQLite: held while this process owns the database (see ``open``).
+        self._owner_lock = owner_lock
+        self.owner = False
         # Called after a commit that added outbox rows, to wake the local dispatcher;
         # other replicas find the rows by polling.
         self.on_enqueue: Callable[[], None] = lambda: None
@@ -60,11 +69,26 @@ class Store:
         # and routes' time intervals.
         self.suppressor = Suppressor()
 
-    def open(self) -> None:
-        self.engine.start()
+    def open(self, *, owner: bool = False) -> None:
+        """``owner``: this process runs the dispatcher (``baton serve``, an app). On SQLite
+        it must be the only one, so it takes the database's lock first and refuses, with
+        nothing touched, when another process holds it. Readers (the CLI's dlq, silence
+        and report commands) open without it, beside a running server."""
+        if owner and self._owner_lock is not None:
+            self._owner_lock.acquire()
+        try:
+            self.engine.start()
+        except BaseException:
+            if owner and self._owner_lock is not None:
+                self._owner_lock.release()
+            raise
+        self.owner = owner
 
     def close(self) -> None:
         self.engine.stop()
+        if self.owner and self._owner_lock is not None:
+            self._owner_lock.release()
+        self.owner = False
 
     def _change(self, fn: Callable[[Lifecycle, Repo], T]) -> Callable[[Tx], T]:
         """A lifecycle decision as a write transaction."""
@@ -211,9 +235,10 @@ class Store:
         return await self._write(lambda tx: _d.release(tx, ids, worker, now))
 
     async def recover(self, now: float) -> int:
-        """Take back claims of a previous run; only safe when no other process can hold
-        them, i.e. a single-process engine."""
-        if not self.single_process:
+        """Take back claims of a previous run at once. Only the owner of a single-process
+        engine may: its lock proves their claimer is gone. Anywhere else (PostgreSQL
+        replicas, a reader beside a server) a claim comes back when its lease ends."""
+        if not (self.single_process and self.owner):
             return 0
         return await self._write(lambda tx: _d.release_all(tx, now))
 
@@ -279,11 +304,17 @@ def _notification_doc(tx: Tx, c: ClaimedDelivery) -> dict[str, Any] | None:
         return None
 
 
-def open_store(url: str, busy_timeout: float = 5.0, max_pending: int = 10000) -> Store:
+def open_store(url: str, busy_timeout: float = 5.0, max_pending: int = 10000,
+               create: bool = True) -> Store:
+    """``create=False``: a SQLite file that does not exist is an error, never created (the
+    CLI reads the store a server made; see ``baton.cli``)."""
     if url.startswith("sqlite:"):
-        from .sqlite import SQLiteEngine
+        from .sqlite import OwnerLock, SQLiteEngine, path_from_url
 
-        return Store(SQLiteEngine(url, busy_timeout, max_pending), single_process=True)
+        path = path_from_url(url)
+        lock = None if path == ":memory:" else OwnerLock(path)  # private to this process
+        return Store(SQLiteEngine(url, busy_timeout, max_pending, create=create),
+                     single_process=True, owner_lock=lock)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresEngine
 

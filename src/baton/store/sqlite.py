@@ -9,12 +9,15 @@ lets run beside the writer.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
 import uuid
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import structlog
 
@@ -37,6 +40,51 @@ def path_from_url(url: str) -> str:
     return rest[1:] if rest.startswith("/") else rest
 
 
+class DatabaseInUse(StorageUnavailable):
+    """Another process owns this SQLite database (a second ``baton serve`` on one file)."""
+
+
+class OwnerLock:
+    """An exclusive ``flock`` on ``<db>.lock`` beside the database, held by the one process
+    that runs the dispatcher (``baton serve``): one owner per SQLite file.
+
+    The kernel drops an flock when its holder exits, however it exits (``kill -9``
+    included), so a lock left by a dead process is free by construction and holding it
+    proves that whoever claimed deliveries before is gone. The file holds the owner's pid
+    only for the refusal message; it is never deleted (deleting it while another process
+    waits to open it would let two processes lock two different files).
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self.path = f"{db_path}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            db = os.path.abspath(self.path.removesuffix(".lock"))
+            raise DatabaseInUse(
+                f"database {db} is in use by another baton serve (pid {holder}): a SQLite "
+                "database has one owner; stop that process or give this one another "
+                "storage.url") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the flock
+            self._fd = None
+
+
 class SQLiteEngine(QueuedEngine):
     """Runs operations on SQLite connections in background threads."""
 
@@ -44,12 +92,16 @@ class SQLiteEngine(QueuedEngine):
     skip_locked = False
 
     def __init__(self, url: str, busy_timeout: float = 5.0, max_pending: int = 10000,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, create: bool = True) -> None:
         path = path_from_url(url)
+        self._create = create
         if path == ":memory:":
             # Both connections must see the same database: a named shared-cache memory db.
             self._target = f"file:baton-{uuid.uuid4().hex}?mode=memory&cache=shared"
             self._uri = True
+        elif not create:
+            # mode=rw: SQLite fails instead of creating a missing file (CLI readers).
+            self._target, self._uri = f"file:{quote(path)}?mode=rw", True
         else:
             self._target, self._uri = path, False
         self._busy = busy_timeout
@@ -74,7 +126,7 @@ class SQLiteEngine(QueuedEngine):
         if not self._uri:
             Path(self._target).parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
-        if self._uri:
+        if self._uri and self._create:
             self._keepalive = conn  # a shared memory db lives while one connection does
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -84,7 +136,7 @@ class SQLiteEngine(QueuedEngine):
             conn.rollback()
             conn.close()
             raise
-        if not self._uri:
+        if self._keepalive is None:
             conn.close()
         self._threads = [
             threading.Thread(target=self._writer, name="baton-sqlite-writer", daemon=True),
