@@ -29,7 +29,8 @@ from .errors import Conflict, NotFound
 from .ids import new_id
 from .ledger import Ledger
 from .model import SEVERITY_RANK, Alert, higher_severity, iso
-from .records import IngestResult, Resolver, RoutedAlert, TargetSpec, unresolved
+from .outbox import Outbox
+from .records import IngestResult, Resolver, RoutedAlert, unresolved
 from .suppression import Hold, Suppressor
 
 # A hold with no time boundary (inhibition) is checked again after this long anyway, so a
@@ -59,14 +60,10 @@ def _tag(step: esc.Step, extra: str = "") -> str:
     return f"L{step.level}.{step.loop}{extra}"
 
 
-def _who(t: TargetSpec) -> str:
-    return f"{t.connector}|{t.to}|{t.person}"
-
-
 class Lifecycle:
     def __init__(self, resolver: Resolver = unresolved,
                  suppressor: Suppressor | None = None) -> None:
-        self.resolve_target = resolver
+        self.outbox = Outbox(resolver)
         self.suppressor = suppressor or Suppressor()
 
     # --- ingest ----------------------------------------------------------------------
@@ -192,7 +189,7 @@ class Lifecycle:
             if existing is None and float(inc["created_at"]) < now:
                 # A new alert in the group: its tickets and pages change. Not for alerts
                 # that arrive with the one that opened it: the trigger carries them.
-                self._fan_out(db, incident_id, "update", now,
+                self.outbox.fan_out(db, incident_id, "update", now,
                               f"alert/{a.source_name}/{a.dedup_key}")
             if inc["suppressed"] is not None:
                 self._recheck(db, incident_id, now)  # a new alert may not be suppressed
@@ -238,7 +235,7 @@ class Lifecycle:
         # Acknowledged again after an unacknowledge or a lapse is news for the connectors
         # too, so each later one gets its own idempotency key.
         count = db.count_entries(incident_id, "acknowledged")
-        self._fan_out(db, incident_id, "acknowledge", now, "" if count == 1 else str(count),
+        self.outbox.fan_out(db, incident_id, "acknowledge", now, "" if count == 1 else str(count),
                       origin)
 
     def unacknowledge(self, db: Ledger, incident_id: str, by: str, note: str | None,
@@ -266,7 +263,7 @@ class Lifecycle:
         # Those told of the acknowledgement hear that it no longer holds (the document
         # they get says triggered again): a page or ticket must not stay "acknowledged".
         n = db.count_entries(incident_id, "unacknowledged")
-        self._fan_out(db, incident_id, "update", now, f"unack{n}")
+        self.outbox.fan_out(db, incident_id, "update", now, f"unack{n}")
 
     def escalate(self, db: Ledger, incident_id: str, by: str, reason: str,
                  now: float) -> None:
@@ -292,7 +289,7 @@ class Lifecycle:
         db.timeline(incident_id, now, "note", by,
                     {**(detail or {}), "text": text, "note_id": note_id})
         db.set(incident_id, updated_at=now)
-        self._fan_out(db, incident_id, "note", now, discriminator=note_id, origin=origin)
+        self.outbox.fan_out(db, incident_id, "note", now, discriminator=note_id, origin=origin)
 
     def silence_ended(self, db: Ledger, silence_id: str, now: float) -> None:
         """A silence was expired early: what it held is looked at on the next poll."""
@@ -307,7 +304,7 @@ class Lifecycle:
         db.set(incident_id, status="resolved", open_key=None, resolved_at=now,
                resolved_by=actor, updated_at=now, next_at=None)
         db.timeline(incident_id, now, "resolved", actor, detail)
-        self._fan_out(db, incident_id, "resolve", now, origin=origin)
+        self.outbox.fan_out(db, incident_id, "resolve", now, origin=origin)
 
     # --- timers ----------------------------------------------------------------------
     def fire_due(self, db: Ledger, now: float, limit: int) -> int:
@@ -395,8 +392,9 @@ class Lifecycle:
             return
         step = _step(inc)
         n = db.count_entries(incident_id, "unsuppressed") + 1
-        detail.update(level=step.level, loop=step.loop, targets=self._notify(
-            db, inc, snap, step, now, _tag(step, f".u{n}"), update_told=True))
+        targets = self.outbox.notify(db, incident_id, snap, step, now, _tag(step, f".u{n}"),
+                                     update_told=True)
+        detail.update(level=step.level, loop=step.loop, targets=targets)
         next_at = self._arm_step(db, inc, snap, step, now)
         if next_at is not None:
             detail["escalate_at"] = _ts(next_at)
@@ -408,7 +406,8 @@ class Lifecycle:
         """Notify the first level now and arm its timers."""
         snap = _snapshot(inc) or {}
         first = esc.Step(1, 0)
-        targets = self._notify(db, inc, snap, first, now, "", update_told=False)
+        targets = self.outbox.notify(db, inc["id"], snap, first, now, "",
+                                     update_told=False)
         next_at = self._arm_step(db, inc, snap, first, now)
         routed = {"route": inc["route"], "policy": inc["policy"], "level": 1,
                   "targets": targets, **extra}
@@ -426,7 +425,8 @@ class Lifecycle:
         if nxt is None:
             raise Conflict(f"incident {inc['id']} is at the last level of policy "
                            f"{snap.get('name')!r} and has no repeat left")
-        targets = self._notify(db, inc, snap, nxt, now, _tag(nxt), update_told=True)
+        targets = self.outbox.notify(db, inc["id"], snap, nxt, now, _tag(nxt),
+                                     update_told=True)
         detail: dict[str, Any] = {"from": {"level": current.level, "loop": current.loop},
                                   "to": {"level": nxt.level, "loop": nxt.loop},
                                   "reason": reason, "targets": targets}
@@ -448,7 +448,7 @@ class Lifecycle:
         if db.escalation_due(inc["id"], now):
             return  # overdue after downtime: the escalation due too supersedes this one
         n = int(timer["seq"])
-        targets = self._notify(db, inc, snap, step, now, _tag(step, f".r{n}"),
+        targets = self.outbox.notify(db, inc["id"], snap, step, now, _tag(step, f".r{n}"),
                                update_told=False)
         db.timeline(inc["id"], now, "reminded", "baton",
                     {"level": step.level, "loop": step.loop, "reminder": n,
@@ -477,55 +477,3 @@ class Lifecycle:
             db.arm(incident_id, "remind", now + every, step.level, step.loop, now, seq=seq)
         db.set(incident_id, level=step.level, loops=step.loop, next_at=next_at)
         return next_at
-
-    def _notify(self, db: Ledger, inc: dict[str, Any], snap: dict[str, Any],
-                step: esc.Step, now: float, tag: str, update_told: bool
-                ) -> list[dict[str, Any]]:
-        """Tell the targets of ``step``, resolved at ``now``. With ``update_told`` (a new
-        step), everyone told before gets one update first (a journal note on the ticket, a
-        refreshed page), and a target of the new step who is among them gets only that:
-        one message per person per step. Returns the timeline's list of who was told (a
-        schedule with nobody on call shows so)."""
-        incident_id = inc["id"]
-        told = {_who(t): t for t in db.triggered_targets(incident_id)}
-        if update_told:
-            for t in told.values():
-                self.enqueue(db, incident_id, t, "update", now, tag)
-        shown = []
-        for raw in esc.level_of(snap, step)["notify"]:
-            target = TargetSpec.from_dict(raw)
-            concrete = self.resolve_target(target, now)
-            if not concrete:
-                kind = (target.to or "").partition(":")[0]
-                reason = ("nobody on call" if kind == "schedule"
-                          else "not in the current config (people/teams)")
-                shown.append({**target.to_dict(), "person": None, "reason": reason})
-            for t in concrete:
-                if update_told and _who(t) in told:
-                    shown.append({**t.to_dict(), "action": "update"})
-                    continue
-                self.enqueue(db, incident_id, t, "trigger", now, tag)
-                shown.append(t.to_dict())
-        return shown
-
-    def enqueue(self, db: Ledger, incident_id: str, target: TargetSpec, action: str,
-                 now: float, discriminator: str = "") -> bool:
-        """The idempotency key is stable per (incident, connector, action, target), so
-        enqueueing the same thing twice is a no-op and a retry at the vendor carries the
-        same key as the first attempt."""
-        parts = [incident_id, target.connector, action]
-        if target.to:
-            parts.append(target.to)
-        if target.person and target.to != f"person:{target.person}":
-            parts.append(target.person)
-        if discriminator:
-            parts.append(discriminator)
-        return db.enqueue(incident_id, target, action, now, "/".join(parts))
-
-    def _fan_out(self, db: Ledger, incident_id: str, action: str, now: float,
-                 discriminator: str = "", origin: str | None = None) -> int:
-        """Tell every target told before, except the connector the change came from: it
-        knows already, and telling it would echo the change back (a callback loop)."""
-        told = {_who(t): t for t in db.triggered_targets(incident_id)}
-        return sum(self.enqueue(db, incident_id, t, action, now, discriminator)
-                   for t in told.values() if t.connector != origin)

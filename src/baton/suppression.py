@@ -129,8 +129,9 @@ class Suppressor:
             return Hold({"reason": "muted", "route": route, "detail": muted},
                         (f"mute:{route}",), self.muting.next_change(route, now))
         holds = []
+        silences = reads.active_silences(now) if alerts else []  # once, not per alert
         for key, labels in alerts.items():
-            hold = self.check_alert(reads, key, labels, now)
+            hold = self.check_alert(reads, key, labels, now, silences)
             if hold is None:
                 return None
             holds.append(hold)
@@ -141,12 +142,15 @@ class Suppressor:
                     min(untils) if len(untils) == len(holds) else None)
 
     def check_alert(self, reads: Reads, key: AlertKey, labels: Mapping[str, str],
-                    now: float) -> Hold | None:
+                    now: float, silences: Sequence[Mapping[str, Any]] | None = None
+                    ) -> Hold | None:
+        """The hold on one alert; ``silences`` are the stored silences active at ``now``
+        when the caller has read them already."""
         for s in self.silences:
             if s.starts_at <= now < s.ends_at and matches_all(s.matchers, labels):
                 return Hold({"reason": "silenced", "silence_id": s.id},
                             (f"silence:{s.id}",), s.ends_at)
-        for row in reads.active_silences(now):
+        for row in reads.active_silences(now) if silences is None else silences:
             if matches_all(_parsed(row["matchers"]), labels):
                 return Hold({"reason": "silenced", "silence_id": row["id"]},
                             (f"silence:{row['id']}",), float(row["ends_at"]))

@@ -15,7 +15,7 @@ import pytest
 from pg import admin, kill_connections, pg_schema, pg_url, rows  # noqa: F401
 
 from baton.errors import ConfigError, NotFound, StorageUnavailable
-from baton.lifecycle import Lifecycle
+from baton.outbox import Outbox
 from baton.store import Store, TargetSpec, open_store
 from baton.store.postgres import PostgresEngine, parse_url
 from baton.store.repo import Repo
@@ -102,9 +102,9 @@ async def test_idempotency_keys_are_unique(store: Store, pg_schema: str) -> None
     (incident_id,) = (await store.ingest("app", "{}", [routed("k")], T0)).incident_ids
 
     def again(tx: Tx) -> list[bool]:
-        return [Lifecycle().enqueue(Repo(tx), incident_id, HOOK, "trigger", T0),
-                Lifecycle().enqueue(Repo(tx), incident_id, HOOK, "note", T0, discriminator="n1"),
-                Lifecycle().enqueue(Repo(tx), incident_id, HOOK, "note", T0, discriminator="n1")]
+        return [Outbox().enqueue(Repo(tx), incident_id, HOOK, "trigger", T0),
+                Outbox().enqueue(Repo(tx), incident_id, HOOK, "note", T0, discriminator="n1"),
+                Outbox().enqueue(Repo(tx), incident_id, HOOK, "note", T0, discriminator="n1")]
 
     assert await store.engine.write(again) == ([False, True, False], 1)
 

@@ -15,8 +15,8 @@ import pytest
 from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway, table_counts
 
 from baton.errors import ConfigError, NotFound, StorageUnavailable
-from baton.lifecycle import Lifecycle
 from baton.model import Alert
+from baton.outbox import Outbox
 from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
 from baton.store.repo import Repo
 from baton.store.sqlite import DatabaseInUse, SQLiteEngine
@@ -145,7 +145,7 @@ async def test_idempotency_keys_are_unique(store: Store, tmp_path: Path) -> None
     (incident_id,) = (await store.ingest("app", "{}", [routed("k")], T0)).incident_ids
 
     def again(tx: Tx) -> list[bool]:
-        enqueue, db = Lifecycle().enqueue, Repo(tx)
+        enqueue, db = Outbox().enqueue, Repo(tx)
         return [enqueue(db, incident_id, HOOK, "trigger", T0),
                 enqueue(db, incident_id, TargetSpec("hook", "person:bob"), "trigger", T0),
                 enqueue(db, incident_id, HOOK, "note", T0, discriminator="n1"),
