@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .errors import ConfigError
 from .inhibit import InhibitRule
@@ -103,6 +103,7 @@ class ConnectorConfig:
     max_retry_after: float = 600.0
     # At most ``count`` attempts per ``per`` seconds (per replica), or no limit.
     rate_limit: tuple[int, float] | None = None
+    rate_limit_per: ClassVar[float] = 60.0  # the default of rate_limit's ``per``
     sync_interval: float = 60.0  # how often a polling connector looks at its tickets
 
 

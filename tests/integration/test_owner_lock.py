@@ -9,6 +9,7 @@ holds; the first process claimed them again and the receiver got each one twice.
 from __future__ import annotations
 
 import collections
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -55,3 +56,27 @@ def test_second_serve_on_the_same_database_refuses_and_touches_nothing(
                30.0, "every delivery delivered", detail=first.log_tail)
     keys = collections.Counter(r.note.get("idempotency_key") for r in sink.received)
     assert len(keys) == 3 and set(keys.values()) == {1}, keys
+
+
+def test_the_lock_of_a_killed_owner_is_free_and_its_claims_come_back_at_once(
+        make_baton: Any, sink: WebhookSink, token: str) -> None:
+    sink.delay = 60.0
+    # The lease is 105 s (twice the timeout plus 5): only the lock can explain a prompt
+    # take-back.
+    first: Baton = make_baton(connector={"timeout": "50s"})
+    answer = http("POST", first.url("/v1/ingest/gen"), token=token,
+                  body={"dedup_key": "orphan", "summary": "held", "service": "s"})
+    assert answer.status == 202, answer
+    wait_until(lambda: len(sink.received) >= 1, 20.0, "the delivery at the sink",
+               detail=first.log_tail)
+    assert first.kill() == -signal.SIGKILL
+    assert first.db_path.with_name(first.db_path.name + ".lock").exists()  # left behind
+
+    sink.let_go()
+    first.start()  # same config and database: the lock is free, its claim is an orphan
+    wait_until(lambda: query(first.db_path, "SELECT COUNT(*) FROM deliveries "
+                                            "WHERE state = 'delivered'")[0][0] == 1,
+               20.0, "the orphaned delivery sent again", detail=first.log_tail)
+    assert "took back deliveries claimed before a restart" in first.log_tail()
+    keys = [r.note.get("idempotency_key") for r in sink.received]
+    assert len(keys) == 2 and len(set(keys)) == 1  # at least once, with the same key

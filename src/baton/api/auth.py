@@ -62,7 +62,8 @@ def check_source(auth: AuthConfig, request: web.Request) -> None:
 
 def check_management(tokens: Sequence[ApiToken], request: web.Request) -> str | None:
     """The name of the API token the request carries; None when no token is configured
-    (the management API is then open, as on the demo config)."""
+    (the management API is then open, as on the demo config: ``baton serve`` allows that
+    only on a loopback address, or off it when the config says ``api: {open: true}``)."""
     if not tokens:
         return None
     offered = bearer(request)

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from ..config import StorageConfig
 from ..errors import ConfigError, Conflict, NotFound
 from ..lifecycle import Lifecycle
 from ..plugin import CallbackEvent
@@ -304,7 +305,8 @@ def _notification_doc(tx: Tx, c: ClaimedDelivery) -> dict[str, Any] | None:
         return None
 
 
-def open_store(url: str, busy_timeout: float = 5.0, max_pending: int = 10000,
+def open_store(url: str, busy_timeout: float = StorageConfig.busy_timeout,
+               max_pending: int = StorageConfig.max_pending_writes,
                create: bool = True) -> Store:
     """``create=False``: a SQLite file that does not exist is an error, never created (the
     CLI reads the store a server made; see ``baton.cli``)."""
