@@ -107,7 +107,7 @@ BUILT_ELSEWHERE = {
     "people": "baton._config_schedule", "teams": "baton._config_schedule",
     "schedules": "baton._config_schedule", "time_intervals": "baton.timeinterval",
     "inhibit_rules": "baton.inhibit",
-    "silences": "free-form until the lifecycle work gives it a schema",
+    "silences": "baton.silence",
 }
 SOURCE_KEYS = frozenset(k.split(".")[2] for k in KEYS if k.count(".") == 2
                         and k.startswith("sources.*."))
