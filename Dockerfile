@@ -18,7 +18,11 @@ VOLUME ["/var/lib/baton"]
 EXPOSE 8080
 ENV PYTHONUNBUFFERED=1
 HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz').status == 200 else 1)"]
+# Listening on all interfaces inside the container is off loopback, so the API and the
+# sources take tokens (examples/docker.yaml): docker run -e BATON_API_TOKEN=...
+# -e BATON_INGEST_TOKEN=... -p 8080:8080 IMAGE. Mount a config and set BATON_CONFIG (or
+# pass --config) for anything real.
+COPY examples/docker.yaml /etc/baton/baton.yaml
+ENV BATON_CONFIG=/etc/baton/baton.yaml
 ENTRYPOINT ["baton"]
-# Listen on all interfaces inside the container; mount a config and pass --config (or set
-# BATON_CONFIG) for anything but the demo.
-CMD ["serve", "--listen", "0.0.0.0:8080"]
+CMD ["serve"]
