@@ -12,9 +12,10 @@
 # Debian's `postgresql` if needed (its service is not started, see scripts/apt-install.sh),
 # and starts a throwaway cluster: a temporary directory holding the data, the log and the
 # unix socket; trust authentication; the URL's user as superuser and its database created;
-# listening on 127.0.0.1 only, at the URL's port when that is free, else at a free port
-# (the printed URL then says which). `stop` deletes only a directory this script made (it
-# carries a marker file), so it can never stop a server the script did not start.
+# listening on 127.0.0.1 only, on a free port, which the printed URL names. Not the URL's
+# own port: a second run at the same time would find this run's cluster answering there,
+# use it, and lose it when this run ends. `stop` deletes only a directory this script
+# made (it carries a marker file), so it can never stop a server it did not start.
 #
 # Root cannot run postgres: as root the cluster belongs to the `postgres` user the package
 # creates; otherwise to the calling user. Progress goes to stderr. Environment:
@@ -49,21 +50,11 @@ if mode == "answers":
             sys.exit(0 if s.recv(1) in (b"S", b"N") else 1)
     except OSError:
         sys.exit(1)
-if mode == "plan":  # user, database, port to listen on, and the URL that reaches it
+if mode == "plan":  # user, database, a free port, and the URL that reaches them
     user, db = u.username or "postgres", u.path.lstrip("/") or "test"
-
-    def free(p: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                return False
-            return True
-
-    if not (host in ("127.0.0.1", "localhost") and free(port)):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     print(user, db, port, urlunsplit(("postgresql", f"{user}@127.0.0.1:{port}", f"/{db}",
                                       u.query, "")))
     sys.exit(0)
