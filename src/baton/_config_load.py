@@ -9,6 +9,7 @@ a problem records it and carries on, so one run reports them all.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .config import (
     Level,
     LoggingConfig,
     Policy,
+    RetentionConfig,
     Route,
     ServerConfig,
     SourceConfig,
@@ -311,6 +313,27 @@ def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
     return tuple(out)
 
 
+def _retention(ctx: Checker, raw: dict[str, Any],
+               sources: Mapping[str, SourceConfig]) -> RetentionConfig:
+    d = RetentionConfig()
+    replay_ids = ctx.duration(raw, "replay_ids", "retention", d.replay_ids, positive=True)
+    # A signed request older than its source's tolerance is refused by its timestamp;
+    # until then only the remembered id refuses a replay, so it must live at least as long.
+    for name, src in sorted(sources.items()):
+        if src.auth.type == "standard-webhooks" and src.auth.tolerance > replay_ids:
+            ctx.add("retention.replay_ids",
+                    f"{format_duration(replay_ids)} is shorter than sources.{name}.auth."
+                    f"tolerance ({format_duration(src.auth.tolerance)}): a replay could "
+                    "be taken again")
+    return RetentionConfig(
+        raw_events=ctx.duration(raw, "raw_events", "retention", d.raw_events, positive=True),
+        resolved_incidents=ctx.duration(raw, "resolved_incidents", "retention",
+                                        d.resolved_incidents, positive=True),
+        replay_ids=replay_ids,
+        interval=ctx.duration(raw, "interval", "retention", d.interval, positive=True),
+        batch_size=_opt(raw, "batch_size", int, d.batch_size))
+
+
 def build(data: Any, base_dir: Path, environ: Mapping[str, str]
           ) -> tuple[Config | None, list[str]]:
     try:
@@ -355,4 +378,6 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
         time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),
         inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules"), ctx.add),
         silences=data.get("silences"))
+    config = replace(config, retention=_retention(ctx, _dict(data, "retention"),
+                                                  config.sources))
     return (None if ctx.problems else config), ctx.problems

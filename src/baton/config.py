@@ -158,6 +158,22 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long stored data is kept, in seconds; these defaults are the defaults.
+
+    Every horizon is > 0 (the loader refuses 0): "keep forever" is a long horizon, not a
+    special value that a typo could produce."""
+
+    raw_events: float = 7 * 86400.0  # request bodies
+    resolved_incidents: float = 180 * 86400.0  # with everything that belongs to them
+    # Replay ids (webhook-id of signed requests, vendor callback event ids): far past any
+    # sender's retry window (hours to a few days), so a late redelivery is still refused.
+    replay_ids: float = 30 * 86400.0
+    interval: float = 60.0  # between pruning rounds in the gateway
+    batch_size: int = 500  # rows per write transaction
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -176,6 +192,7 @@ class Config:
     inhibit_rules: tuple[InhibitRule, ...] = ()  # in config order; indices name them
     # Accepted free-form until the escalation work gives it a schema.
     silences: Any = None
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 def resolve_config_path(cli_value: str | Path | None,
