@@ -7,16 +7,26 @@ one. The engine-neutral tests here run again on PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from helpers import build, minimal
 
+from baton import schema
+from baton.cli import main
 from baton.clock import FakeClock
 from baton.config import RetentionConfig
+from baton.duration import parse_duration
+from baton.errors import ConfigError
 from baton.metrics import Metrics
 from baton.model import Alert
 from baton.plugin import CallbackEvent
@@ -305,3 +315,78 @@ async def test_a_database_created_without_auto_vacuum_keeps_working(tmp_path: Pa
         assert await store.reclaim(100) == 0
     finally:
         store.close()
+
+
+# --- config and command line -----------------------------------------------------------
+
+def test_the_schema_and_the_dataclass_know_the_same_keys_and_defaults() -> None:
+    section = schema.load("config.schema.json")["properties"]["retention"]["properties"]
+    assert set(section) == {f.name for f in fields(RetentionConfig)}
+    d = RetentionConfig()
+    for key, spec in section.items():
+        value = getattr(d, key)
+        assert (parse_duration(spec["default"]) if "$ref" in spec else spec["default"]) \
+            == value, key
+
+
+def test_retention_config(tmp_path: Path) -> None:
+    assert build(minimal(), tmp_path).retention == RetentionConfig()
+    short = build(minimal(retention={"raw_events": "2s", "resolved_incidents": "3s",
+                                     "replay_ids": "1h", "interval": "250ms",
+                                     "batch_size": 7}), tmp_path).retention
+    assert short == RetentionConfig(2.0, 3.0, 3600.0, 0.25, 7)
+    with pytest.raises(ConfigError) as info:
+        build(minimal(retention={"raw_events": 0, "interval": "0s", "batch_size": 0,
+                                 "events": "1d"}), tmp_path)
+    assert sorted(info.value.problems) == [
+        "retention.batch_size: 0 is less than the minimum of 1",
+        'retention.events: unknown key (did you mean "raw_events"?)',
+        "retention.interval: must be greater than 0",
+        "retention.raw_events: must be greater than 0"]
+
+
+def test_replay_ids_outlive_signature_tolerance(tmp_path: Path) -> None:
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    data = minimal(retention={"replay_ids": "1m"})
+    data["sources"]["am"]["auth"] = {"type": "standard-webhooks", "secret": {"env": "S"},
+                                     "tolerance": "5m"}
+    with pytest.raises(ConfigError) as info:
+        build(data, tmp_path, {"S": secret})
+    assert info.value.problems == [
+        "retention.replay_ids: 1m is shorter than sources.am.auth.tolerance (5m): a "
+        "replay could be taken again"]
+
+
+def test_baton_prune_dry_run_then_prune(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "cli.db"
+    config = tmp_path / "baton.yaml"
+    config.write_text(yaml.safe_dump({**minimal(), "storage": {"url": f"sqlite:///{db}"}}))
+    now = time.time()
+
+    async def fill() -> None:
+        store = open_store(f"sqlite:///{db}")
+        store.open()
+        try:
+            for n in range(3):  # past the default 7 days, and one recent
+                await store.ingest("app", "{}", [], now - 8 * DAY - n)
+            await store.ingest("app", "{}", [], now)
+            (old,) = (await store.ingest("app", "{}", [routed("old")],
+                                         now - 200 * DAY)).incident_ids
+            await settle(store, now - 200 * DAY)
+            await store.resolve(old, "alice", None, now - 190 * DAY)
+            await settle(store, now - 190 * DAY)
+        finally:
+            store.close()
+
+    asyncio.run(fill())
+    assert main(["prune", "--dry-run", "--json", "--config", str(config)]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["events"] == 4 and dry["incidents"] == 1 and dry["deliveries"] == 2
+    assert main(["prune", "--dry-run", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == dry  # the dry run changed nothing
+    assert main(["prune", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"deleted {sum(dry.values())} row(s)" in out
+    assert main(["prune", "--dry-run", "--config", str(config)]) == 0
+    assert "would delete 0 row(s)" in capsys.readouterr().out
