@@ -1,6 +1,6 @@
 """Retention benchmark: a gateway under steady churn, with pruning on and off.
 
-    /work/venv/bin/python bench/retention.py [--events 16000] [--rate 400] [--out r.json]
+    /work/venv/bin/python bench/retention.py [--events 12000] [--rate 200] [--out r.json]
 
 One invocation starts a webhook sink (``_servers.py sink``) and, per case, a fresh
 ``baton serve`` on a temp SQLite database, then sends ``--events`` ingest requests at a
@@ -235,13 +235,15 @@ def report(cases: list[Case], args: argparse.Namespace) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--events", type=int, default=16000, help="ingest requests per case")
-    p.add_argument("--rate", type=float, default=400.0, help="requests per second")
+    p.add_argument("--events", type=int, default=12000, help="ingest requests per case")
+    p.add_argument("--rate", type=float, default=200.0,
+                   help="requests per second (each is two deliveries: keep it below what "
+                   "the dispatcher sends, or resolved incidents wait for their resolve)")
     p.add_argument("--open", type=int, default=50, help="incidents kept open at a time")
     p.add_argument("--body-bytes", type=int, default=1000, help="description size")
     p.add_argument("--horizon", default="5s", help="every retention horizon, case on")
     p.add_argument("--interval", default="1s", help="retention.interval")
-    p.add_argument("--batch-size", type=int, default=500, help="retention.batch_size")
+    p.add_argument("--batch-size", type=int, default=200, help="retention.batch_size")
     p.add_argument("--sample", type=float, default=1.0, help="seconds between samples")
     p.add_argument("--max-inflight", type=int, default=256)
     p.add_argument("--cases", default="on,off", help="on,off or one of them")

@@ -170,7 +170,8 @@ class RetentionConfig:
     # sender's retry window (hours to a few days), so a late redelivery is still refused.
     replay_ids: float = 30 * 86400.0
     interval: float = 60.0  # between pruning rounds in the gateway
-    batch_size: int = 500  # rows per write transaction
+    # Rows per write transaction: 200 hold the SQLite writer ~7 ms (500: ~14 ms).
+    batch_size: int = 200
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,16 @@ from .store.retention import TABLES, Cutoffs
 log = structlog.get_logger("baton.retention")
 
 # Per round: batches of each kind, and seconds of work, after which the rest waits for the
-# next round. 200 batches of 500 rows is 100,000 rows of a kind per round.
+# next round. 200 batches of 200 rows is 40,000 rows of a kind per round.
 MAX_BATCHES = 200
 MAX_SECONDS = 20.0
-# Free pages handed back per write transaction (4 KiB pages: 8 MiB).
-RECLAIM_PAGES = 2048
+# Free pages handed back per write transaction: moving pages costs ~0.05-0.1 ms each, so
+# 128 hold the writer about as long as a batch of deletes.
+RECLAIM_PAGES = 128
+# Free pages left in the file, as a share of it: the next inserts reuse them, and handing
+# them back under steady churn would only make the file grow again. Bounds the file at
+# live data plus this much.
+RECLAIM_SLACK = 0.1
 
 Batch = Callable[[float, int], Awaitable[dict[str, int]]]
 
@@ -86,7 +91,8 @@ class Pruner:
         if any(totals.values()):
             for _ in range(self.max_batches):
                 self.batches += 1
-                if (await self.store.reclaim(RECLAIM_PAGES) < RECLAIM_PAGES
+                # Until none is spare: the slack is a share of a file that shrinks.
+                if (not await self.store.reclaim(RECLAIM_PAGES, RECLAIM_SLACK)
                         or time.monotonic() > deadline):
                     break
             log.info("pruned", **{t: n for t, n in totals.items() if n})

@@ -293,7 +293,8 @@ async def test_sqlite_gives_freed_pages_back(store: Store, tmp_path: Path) -> No
     full = await store.database_size()
     deleted = await Pruner(store, POLICY, FakeClock(T0 + 8 * DAY)).run_once()
     assert deleted["events"] == 300
-    assert pragma(db, "freelist_count") == 0
+    # Handed back, but for a tenth of the file kept for the next inserts to reuse.
+    assert pragma(db, "freelist_count") <= pragma(db, "page_count") * 0.1 + 1
     assert await store.database_size() < full / 4
 
 

@@ -265,9 +265,10 @@ class Store:
         """Rows per table that pruning at ``cutoffs`` would delete now; changes nothing."""
         return await self.engine.read(lambda tx: _ret.prunable(tx, cutoffs))
 
-    async def reclaim(self, pages: int) -> int:
-        """Return up to ``pages`` free pages to the file system (SQLite); pages freed."""
-        return await self._write_plain(lambda tx: _ret.reclaim(tx, pages))
+    async def reclaim(self, pages: int, slack: float = 0.0) -> int:
+        """Return up to ``pages`` free pages to the file system (SQLite), keeping
+        ``slack`` of the file free; pages freed."""
+        return await self._write_plain(lambda tx: _ret.reclaim(tx, pages, slack))
 
     async def database_size(self) -> int:
         return await self.engine.read(_ret.database_size)

@@ -148,8 +148,9 @@ def prunable(tx: Tx, c: Cutoffs) -> dict[str, int]:
     return out
 
 
-def reclaim(tx: Tx, pages: int) -> int:
-    """Hand up to ``pages`` free SQLite pages back to the file system; returns how many.
+def reclaim(tx: Tx, pages: int, slack: float = 0.0) -> int:
+    """Hand up to ``pages`` free SQLite pages back to the file system, keeping ``slack``
+    (a fraction of the file) free for new rows; returns how many went.
 
     Only a database created with ``auto_vacuum = INCREMENTAL`` can (see sqlite.py); in
     any other, and on PostgreSQL (whose autovacuum reuses the space), this does nothing.
@@ -157,10 +158,10 @@ def reclaim(tx: Tx, pages: int) -> int:
     ``incremental_vacuum`` frees one page: hence one statement per page."""
     if tx.dialect != "sqlite" or _pragma(tx, "auto_vacuum") != 2:
         return 0
-    freed = 0
-    while freed < pages and _pragma(tx, "freelist_count") > 0:
+    spare = _pragma(tx, "freelist_count") - int(_pragma(tx, "page_count") * slack)
+    freed = max(0, min(pages, spare))
+    for _ in range(freed):
         tx.run("PRAGMA incremental_vacuum(1)")
-        freed += 1
     return freed
 
 
