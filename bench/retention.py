@@ -66,6 +66,7 @@ class Sample:
     wal_bytes: int
     incidents: int
     events: int
+    undelivered: int  # deliveries pending or in flight: their incidents cannot go yet
 
 
 @dataclass
@@ -130,12 +131,13 @@ def bodies(prefix: str, n: int, keep_open: int, size: int) -> list[tuple[list[st
 
 def sample(db: Path, t: float, scheduled: int) -> Sample:
     wal = db.with_name(db.name + "-wal")
-    counts = [0, 0]
+    counts = [0, 0, 0]
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            counts = [int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-                      for t in ("incidents", "events")]
+            counts = [int(conn.execute(sql).fetchone()[0]) for sql in (
+                "SELECT COUNT(*) FROM incidents", "SELECT COUNT(*) FROM events",
+                "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'in_flight')")]
         finally:
             conn.close()
     except sqlite3.Error:
@@ -197,12 +199,13 @@ def report(cases: list[Case], args: argparse.Namespace) -> str:
     by = {c.name: c for c in cases}
     for c in cases:
         lines.append(f"\n{c.name} (horizons {c.horizon}): size over time")
-        lines.append("     t s    sched   db MiB  wal MiB  incidents   events")
+        lines.append("     t s    sched   db MiB  wal MiB  incidents   events  undelivered")
         step = max(1, len(c.samples) // 12)
         shown = sorted({*range(0, len(c.samples), step), len(c.samples) - 1})
         for s in (c.samples[i] for i in shown if i >= 0):
             lines.append(f"  {s.t:>6.1f} {s.scheduled:>8} {s.db_bytes / 2**20:>8.2f} "
-                         f"{s.wal_bytes / 2**20:>8.2f} {s.incidents:>10} {s.events:>8}")
+                         f"{s.wal_bytes / 2**20:>8.2f} {s.incidents:>10} {s.events:>8} "
+                         f"{s.undelivered:>12}")
     lines.append("\ningest latency (request sent -> 202), ms")
     lines.append("  case   requests errors    p50    p99   2nd-half p50  p99")
     for c in cases:
