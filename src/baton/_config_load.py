@@ -9,6 +9,7 @@ a problem records it and carries on, so one run reports them all.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .config import (
     Level,
     LoggingConfig,
     Policy,
+    RetentionConfig,
     Route,
     ServerConfig,
     SourceConfig,
@@ -99,6 +101,12 @@ KEYS: dict[str, Field] = {
     "dispatch.batch_size": (DispatchConfig, "batch_size"),
     "logging.level": (LoggingConfig, "level"),
     "logging.format": (LoggingConfig, "format"),
+    "retention": None,
+    "retention.raw_events": (RetentionConfig, "raw_events"),
+    "retention.resolved_incidents": (RetentionConfig, "resolved_incidents"),
+    "retention.replay_ids": (RetentionConfig, "replay_ids"),
+    "retention.interval": (RetentionConfig, "interval"),
+    "retention.batch_size": (RetentionConfig, "batch_size"),
 }
 # Keys for people reading the file, which the loader skips on purpose.
 NOT_READ = frozenset({"policies.*.description"})
@@ -406,6 +414,30 @@ def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
     return tuple(out)
 
 
+def _retention(ctx: Checker, raw: dict[str, Any],
+               sources: Mapping[str, SourceConfig]) -> RetentionConfig:
+    replay_ids = ctx.duration(raw, "replay_ids", "retention",
+                              _default("retention.replay_ids"), positive=True)
+    # A signed request older than its source's tolerance is refused by its timestamp;
+    # until then only the remembered id refuses a replay, so it must live at least as long.
+    for name, src in sorted(sources.items()):
+        if src.auth.type == "standard-webhooks" and src.auth.tolerance > replay_ids:
+            ctx.add("retention.replay_ids",
+                    f"{format_duration(replay_ids)} is shorter than sources.{name}.auth."
+                    f"tolerance ({format_duration(src.auth.tolerance)}): a replay could "
+                    "be taken again")
+    return RetentionConfig(
+        raw_events=ctx.duration(raw, "raw_events", "retention",
+                                _default("retention.raw_events"), positive=True),
+        resolved_incidents=ctx.duration(raw, "resolved_incidents", "retention",
+                                        _default("retention.resolved_incidents"),
+                                        positive=True),
+        replay_ids=replay_ids,
+        interval=ctx.duration(raw, "interval", "retention", _default("retention.interval"),
+                              positive=True),
+        batch_size=_opt(raw, "batch_size", int, _default("retention.batch_size")))
+
+
 def build(data: Any, base_dir: Path, environ: Mapping[str, str]
           ) -> tuple[Config | None, list[str]]:
     try:
@@ -459,4 +491,6 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
         time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),
         inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules"), ctx.add),
         silences=parse_config_silences(data.get("silences"), ctx.add))
+    config = replace(config, retention=_retention(ctx, _dict(data, "retention"),
+                                                  config.sources))
     return (None if ctx.problems else config), ctx.problems

@@ -27,6 +27,7 @@ from .dispatch import Dispatcher, Lane
 from .ingest import Pipeline, suppressor_for
 from .metrics import Metrics
 from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
+from .retention import Pruner
 from .store import Store, open_store
 from .sync import Syncer
 from .targets import make_resolver
@@ -124,6 +125,9 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
 
     app.on_shutdown.append(shutdown_started)
     app.cleanup_ctx.append(lifecycle)
+    # After ``lifecycle``: pruning starts once the store is open and stops before it closes.
+    app.cleanup_ctx.append(Pruner(store, config.retention, clock, metrics)
+                           .context(enabled=run_dispatcher))
     r = app.router
     r.add_post("/v1/ingest/{source}", ingest_api.ingest)
     r.add_get("/v1/incidents", manage.list_incidents)

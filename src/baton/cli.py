@@ -280,6 +280,33 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return asyncio.run(_dlq(args, _load(args.config)))
 
 
+async def _prune(args: argparse.Namespace, config: Config) -> int:
+    from .clock import SystemClock
+    from .retention import Pruner
+
+    store = _open_store(config)
+    try:
+        pruner = Pruner(store, config.retention, SystemClock())
+        counts = await (pruner.dry_run() if args.dry_run else pruner.run_once())
+    except StorageUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(counts, indent=2))
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, n in counts.items():
+        print(f"{table:<18} {n:>10}")
+    print(f"{verb} {sum(counts.values())} row(s)")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    return asyncio.run(_prune(args, _load(args.config)))
+
+
 def cmd_oncall(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -441,6 +468,13 @@ def parser() -> argparse.ArgumentParser:
     _with_config(o)
     o.add_argument("--json", action="store_true", help="the API's JSON answer")
     o.set_defaults(func=cmd_oncall)
+    pr = sub.add_parser("prune", help="apply the retention policy now (the gateway also "
+                        "does, continuously)")
+    pr.add_argument("--dry-run", action="store_true",
+                    help="print what would be deleted, per table; change nothing")
+    pr.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
+    pr.add_argument("--json", action="store_true", help="rows per table as JSON")
+    pr.set_defaults(func=cmd_prune)
     return p
 
 

@@ -44,6 +44,13 @@ class Metrics:
         self.syncs = Counter("baton_sync_rounds",
                              "Polling rounds of connectors without callbacks, by result.",
                              ["connector", "result"], registry=r)
+        self.pruned = Counter("baton_pruned_rows",
+                              "Rows deleted by retention (baton.retention), by table.",
+                              ["table"], registry=r)
+        self.database_size = Gauge("baton_database_size_bytes",
+                                   "Size of the database after the last pruning round "
+                                   "(SQLite: its pages; PostgreSQL: Baton's tables with "
+                                   "their indexes).", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -180,6 +180,13 @@ CREATE TABLE IF NOT EXISTS inbound_messages (
   received_at {float} NOT NULL,
   PRIMARY KEY (source, message_id)
 );
+-- Retention (store/retention.py) deletes by age, and takes a pruned incident's callback
+-- ledger rows with it: without these each batch would scan its whole table.
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents (status, resolved_at);
+CREATE INDEX IF NOT EXISTS callback_events_received ON callback_events (received_at);
+CREATE INDEX IF NOT EXISTS callback_events_incident ON callback_events (incident_id);
+CREATE INDEX IF NOT EXISTS inbound_messages_received ON inbound_messages (received_at);
 """
 
 

@@ -116,6 +116,10 @@ class SQLiteEngine(QueuedEngine):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._target, uri=self._uri, timeout=self._busy,
                                isolation_level=None, check_same_thread=False)
+        # Lets retention hand freed pages back to the file system (PRAGMA
+        # incremental_vacuum). Only a new database takes it, and only before WAL mode is
+        # written to its header; elsewhere it is a no-op (README: Retention, VACUUM).
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: every commit is fsynced, so a 202 survives power loss, not only a crash.
         conn.execute("PRAGMA synchronous=FULL")
