@@ -45,13 +45,21 @@ def _escalation(config: Config, ra: RoutedAlert, at: float) -> list[dict[str, An
     resolve = make_resolver(config)
     snap = ra.policy_snapshot or {}
     out = []
+    told: set[tuple[str, str | None, str | None]] = set()
     for offset, step in esc.plan(snap):
         targets = []
         for raw in esc.level_of(snap, step)["notify"]:
             target = TargetSpec.from_dict(raw)
             concrete = resolve(target, at + offset)
-            targets += [t.to_dict() for t in concrete] or [{**target.to_dict(),
-                                                            "person": None}]
+            for t in concrete:
+                # As the gateway does: one message per person per step, so a target told
+                # at an earlier step gets the escalation's update, not a second trigger.
+                who = (t.connector, t.to, t.person)
+                targets.append({**t.to_dict(), **({"action": "update"} if who in told
+                                                  else {})})
+                told.add(who)
+            if not concrete:
+                targets.append({**target.to_dict(), "person": None})
         out.append({"offset_seconds": offset, "at": iso(datetime.fromtimestamp(
             at + offset, UTC)), "level": step.level, "loop": step.loop, "targets": targets})
     return out
@@ -91,6 +99,11 @@ def simulate(config: Config, source: str, payload: Any, at: float,
 
 
 def _who(t: Mapping[str, Any]) -> str:
+    update = " (update: told before)" if t.get("action") == "update" else ""
+    return _target(t) + update
+
+
+def _target(t: Mapping[str, Any]) -> str:
     if t.get("to") is None:
         return str(t["connector"])
     person = t.get("person")

@@ -141,3 +141,33 @@ def test_a_bad_payload_is_exit_1_with_the_problem(tmp_path: Path,
     code, out = run(tmp_path, {"version": "3", "alerts": []}, capsys=capsys)
     assert code == 1
     assert "not valid for source 'prom'" in out and "Traceback" not in out
+
+
+def test_a_person_told_before_gets_the_update_at_a_later_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Level 2 an hour after level 1, the same day: the schedule still has alice, who was
+    # told at level 1, so she gets the escalation's update; carol is new and is paged.
+    CONFIG["policies"]["page"]["levels"][0]["escalate_after"] = "1h"
+    try:
+        code, out = run(tmp_path, am_payload({"alertname": "Down", "severity": "critical",
+                                              "instance": "n1"}),
+                        "--at", "2026-01-05T10:00:00Z", "--json", capsys=capsys)
+    finally:
+        CONFIG["policies"]["page"]["levels"][0]["escalate_after"] = "1d"
+    assert code == 0, out
+    [inc] = json.loads(out)["alerts"][0]["incidents"]
+    second = inc["escalation"][1]["targets"]
+    assert [(t["person"], t.get("action", "trigger")) for t in second] == [
+        ("alice", "update"), ("carol", "trigger")]
+
+
+def test_config_silences_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    CONFIG["silences"] = [{"matchers": ['instance="n1"'], "ends": "2026-01-06T00:00:00Z"}]
+    try:
+        code, out = run(tmp_path, am_payload({"alertname": "Down", "severity": "critical",
+                                              "instance": "n1"}),
+                        "--at", "2026-01-05T10:00:00Z", capsys=capsys)
+    finally:
+        del CONFIG["silences"]
+    assert code == 0, out
+    assert "suppressed (silenced)" in out and "level 1" not in out
