@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sqlite3
+import string
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,12 +17,14 @@ import pytest
 from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway, table_counts
 
 from baton.errors import ConfigError, NotFound, StorageUnavailable
+from baton.inhibit import parse_inhibit_rules
 from baton.model import Alert
 from baton.outbox import Outbox
 from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
 from baton.store.repo import Repo
 from baton.store.sqlite import DatabaseInUse, SQLiteEngine
 from baton.store.tx import Tx
+from baton.suppression import Suppressor
 
 T0 = 1_767_225_600.0
 HOOK = TargetSpec("hook")
@@ -331,3 +335,33 @@ async def test_reopening_a_database_of_this_layout_works(tmp_path: Path) -> None
         store.open()
         await store.ping()
         store.close()
+
+
+def _labelled(key: str, severity: str, labels: dict[str, str]) -> RoutedAlert:
+    a = Alert(dedup_key=key, status="firing", severity=severity,  # type: ignore[arg-type]
+              summary=f"problem {key}", source_type="generic", source_name="app",
+              labels=labels)
+    return RoutedAlert(alert=a, key=f"r|{key}", route="r", policy="p",
+                       policy_snapshot={"name": "p", "repeat": 0,
+                                        "levels": [{"notify": [HOOK.to_dict()]}]})
+
+
+async def test_long_label_names_and_values_are_indexed_and_inhibit(store: Store) -> None:
+    """A B-tree entry has a size limit (about 2.7 kB on PostgreSQL): label names and
+    values far past it are still stored, looked up and compared in full."""
+    rng = random.Random(5)  # incompressible: PostgreSQL compresses before the limit
+    long_name = "n" * 300
+    long_value = "".join(rng.choice(string.ascii_letters) for _ in range(8000))
+    store.suppressor = Suppressor(parse_inhibit_rules([{
+        "source_matchers": ['alertname="NodeDown"'], "target_matchers": ['severity="warning"'],
+        "equal": ["instance", long_name]}], lambda path, message: None))
+    down = await store.ingest("app", "{}", [_labelled("down", "critical", {
+        "alertname": "NodeDown", "instance": long_value, long_name: "x"})], T0)
+    held = await store.ingest("app", "{}", [_labelled("w1", "warning", {
+        "alertname": "DiskSlow", "instance": long_value, long_name: "x"})], T0)
+    # Differs only in its last character: the same digest prefix must not inhibit it.
+    free = await store.ingest("app", "{}", [_labelled("w2", "warning", {
+        "alertname": "DiskSlow", "instance": long_value[:-1] + "w", long_name: "x"})], T0)
+    doc = await store.get_incident(held.incident_ids[0])
+    assert doc["suppressed"]["by_incident"] == down.incident_ids[0]
+    assert (await store.get_incident(free.incident_ids[0]))["suppressed"] is None

@@ -7,6 +7,7 @@ ULIDs minted by the application, so no sequences or AUTOINCREMENT are needed eit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -79,15 +80,20 @@ CREATE INDEX IF NOT EXISTS alerts_dedup ON alerts (dedup_key, source);
 -- The match labels of every firing alert of an open incident, one row per label: an
 -- inhibition check looks up the few alerts with a rule's source labels and the target's
 -- ``equal`` values through (name, value) instead of decoding every open alert.
+-- Indexed through nkey/vkey, the name and value themselves up to 128 characters and a
+-- digest of longer ones: a B-tree entry has a size limit (about 2.7 kB on PostgreSQL),
+-- and a label value can be far longer than that.
 CREATE TABLE IF NOT EXISTS alert_labels (
   incident_id TEXT NOT NULL,
   source TEXT NOT NULL,
   dedup_key TEXT NOT NULL,
   name TEXT NOT NULL,
   value TEXT NOT NULL,
-  PRIMARY KEY (incident_id, source, dedup_key, name)
+  nkey TEXT NOT NULL,
+  vkey TEXT NOT NULL,
+  PRIMARY KEY (incident_id, source, dedup_key, nkey)
 );
-CREATE INDEX IF NOT EXISTS alert_labels_value ON alert_labels (name, value);
+CREATE INDEX IF NOT EXISTS alert_labels_value ON alert_labels (nkey, vkey);
 -- What holds a suppressed incident (silence:<id>, inhibit:<incident id>, mute:<route>):
 -- when a silence is expired or an inhibiting incident resolves, the incidents it held are
 -- found here and re-evaluated at once instead of at their next time boundary.
@@ -224,6 +230,14 @@ def prepare(tx: Tx) -> None:
            "ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
 
 
+def index_key(text: str) -> str:
+    """What the label index stores for a name or value: itself up to 128 characters, a
+    digest of a longer one (that cannot be mistaken for a short one: it is 71 long)."""
+    if len(text) <= 128:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _upgrade_from_1(tx: Tx) -> None:
     """Layout 1 had neither the label index nor the holds of suppressed incidents: the new
     tables come from the CREATE statements; the index is filled from the firing alerts of
@@ -239,7 +253,8 @@ def _upgrade_from_1(tx: Tx) -> None:
         for name, value in labels.items():
             tx.insert("alert_labels", {"incident_id": row["incident_id"],
                                        "source": row["source"], "dedup_key": row["dedup_key"],
-                                       "name": name, "value": value},
+                                       "name": name, "value": value, "nkey": index_key(name),
+                                       "vkey": index_key(value)},
                       on_conflict_nothing=True)
     now = time.time()
     for row in tx.all("SELECT id FROM incidents WHERE suppressed IS NOT NULL "

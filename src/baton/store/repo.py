@@ -13,6 +13,7 @@ from typing import Any
 
 from ..ids import new_id
 from ..records import TargetSpec
+from .ddl import index_key
 from .tx import Tx
 
 AlertKey = tuple[str, str, str]  # (incident id, source, dedup key)
@@ -114,7 +115,8 @@ class Repo:
         for name, value in labels.items():
             self.tx.insert("alert_labels", {"incident_id": key[0], "source": key[1],
                                             "dedup_key": key[2], "name": name,
-                                            "value": value})
+                                            "value": value, "nkey": index_key(name),
+                                            "vkey": index_key(value)})
 
     def unindex_labels(self, incident_id: str, source: str | None = None,
                        dedup_key: str | None = None) -> None:
@@ -146,8 +148,8 @@ class Repo:
         if pairs:
             sql = " INTERSECT ".join(
                 "SELECT incident_id, source, dedup_key FROM alert_labels "
-                "WHERE name = ? AND value = ?" for _ in pairs)
-            params: list[Any] = [v for pair in pairs for v in pair]
+                "WHERE nkey = ? AND vkey = ?" for _ in pairs)
+            params: list[Any] = [index_key(v) for pair in pairs for v in pair]
         else:
             sql = "SELECT DISTINCT incident_id, source, dedup_key FROM alert_labels"
             params = []
