@@ -33,6 +33,7 @@ from baton.plugin import CallbackEvent
 from baton.retention import Pruner
 from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
 from baton.store.retention import TABLES
+from baton.store.sqlite import SQLiteEngine
 from baton.store.tx import Tx
 
 T0 = 1_767_225_600.0
@@ -296,6 +297,26 @@ async def test_sqlite_gives_freed_pages_back(store: Store, tmp_path: Path) -> No
     # Handed back, but for a tenth of the file kept for the next inserts to reuse.
     assert pragma(db, "freelist_count") <= pragma(db, "page_count") * 0.1 + 1
     assert await store.database_size() < full / 4
+
+
+def test_a_new_connection_does_not_wait_for_the_writer(tmp_path: Path) -> None:
+    """Regression: setting auto_vacuum on a database in use waits for the write lock, so
+    the reader thread connecting while the writer held a transaction waited 5 s."""
+    db = tmp_path / "b.db"
+    first = SQLiteEngine(f"sqlite:///{db}")
+    first.start()
+    first.stop()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO baton_meta (name, value) VALUES ('x', 'y')")
+        conn = SQLiteEngine(f"sqlite:///{db}", busy_timeout=0.2)._connect()
+        assert conn.execute("SELECT COUNT(*) FROM incidents").fetchone() == (0,)
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)
+        conn.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 async def test_a_database_created_without_auto_vacuum_keeps_working(tmp_path: Path) -> None:

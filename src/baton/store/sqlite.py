@@ -117,9 +117,11 @@ class SQLiteEngine(QueuedEngine):
         conn = sqlite3.connect(self._target, uri=self._uri, timeout=self._busy,
                                isolation_level=None, check_same_thread=False)
         # Lets retention hand freed pages back to the file system (PRAGMA
-        # incremental_vacuum). Only a new database takes it, and only before WAL mode is
-        # written to its header; elsewhere it is a no-op (README: Retention, VACUUM).
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        # incremental_vacuum). Only an empty database takes it, before WAL mode is written
+        # to its header (README: Retention, VACUUM); on one in use, setting it even to its
+        # own value waits for the write lock, so a reader would wait for the writer.
+        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: every commit is fsynced, so a 202 survives power loss, not only a crash.
         conn.execute("PRAGMA synchronous=FULL")
