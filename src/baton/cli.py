@@ -143,6 +143,7 @@ def _open_store(config: Config) -> Store:
     """The store a server made, for reading (and the odd write: a silence, a replay).
     Never creates one: a typo in --config, a missing BATON_CONFIG or another working
     directory would otherwise leave an empty database behind and answer from it."""
+    from .ingest import suppressor_for
     from .store import open_store
     from .store.sqlite import path_from_url
 
@@ -157,6 +158,8 @@ def _open_store(config: Config) -> Store:
             raise SystemExit(1)
     try:
         store = open_store(url, config.storage.busy_timeout, create=False)
+        # Config silences are listed beside stored ones and cannot be expired here.
+        store.suppressor = suppressor_for(config)
         store.open()
     except ConfigError as e:
         for p in e.problems:

@@ -53,3 +53,16 @@ def test_a_silence_matching_everything_is_refused(config: str,
     assert cli.main(["silence", "--config", config, "add", 'x=~".*"']) == 1
     assert "would mute every alert" in capsys.readouterr().err
     assert listed(config, capsys) == []
+
+
+def test_config_silences_are_listed_and_cannot_be_expired_here(
+        config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load(Path(config).read_text())
+    data["silences"] = [{"matchers": ['service="db"'], "ends": "2099-01-01T00:00:00Z",
+                         "comment": "freeze", "created_by": "ops"}]
+    Path(config).write_text(yaml.safe_dump(data))
+    [s] = listed(config, capsys)
+    assert (s["origin"], s["comment"], s["created_by"], s["state"]) == (
+        "config", "freeze", "ops", "active")
+    assert cli.main(["silence", "--config", config, "expire", s["id"]]) == 1
+    assert "defined in the config file" in capsys.readouterr().err
