@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from helpers import ServerFactory, Sink, start_sink
 
 from baton.clock import FakeClock
+from baton.store import Store, open_store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """An open SQLite store of the test's own (PostgreSQL modules override it)."""
+    s = open_store(f"sqlite:///{tmp_path}/b.db")
+    s.open()
+    yield s
+    s.close()
 
 
 @pytest.fixture

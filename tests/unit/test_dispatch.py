@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +20,7 @@ from baton.errors import StorageUnavailable
 from baton.metrics import Metrics
 from baton.model import Alert, Notification, Outcome
 from baton.plugin import Connector
-from baton.store import RoutedAlert, Store, TargetSpec, open_store
+from baton.store import RoutedAlert, Store, TargetSpec
 
 HOLD = object()  # script item: wait for ``Scripted.gate``, then take the next item
 
@@ -50,14 +49,6 @@ class Scripted(Connector):
 
 
 DOWN = Outcome.retryable("HTTP 503", 503, retry_after=1)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path}/b.db")
-    s.open()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import base64
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -52,14 +51,6 @@ def routed(key: str, status: str = "firing", target: TargetSpec = HOOK) -> Route
                        policy_snapshot={"name": "p", "repeat": 0, "levels": [
                            {"notify": [target.to_dict()], "escalate_after": 600},
                            {"notify": [target.to_dict()]}]})
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path}/b.db")
-    s.open()
-    yield s
-    s.close()
 
 
 async def counts(store: Store, where: dict[str, str] | None = None) -> dict[str, int]:

@@ -4,13 +4,8 @@ still fail only its own delivery."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from baton.model import Alert
-from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
+from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec
 from baton.store.tx import Tx
 
 T0 = 1_767_225_600.0
@@ -22,14 +17,6 @@ def routed(key: str, *connectors: str, group: str | None = None) -> RoutedAlert:
     return RoutedAlert(alert=a, key=f"r|{group or key}", route="r", policy="p",
                        policy_snapshot={"name": "p", "repeat": 0, "levels": [
                            {"notify": [TargetSpec(c).to_dict() for c in connectors]}]})
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path}/b.db")
-    s.open()
-    yield s
-    s.close()
 
 
 async def test_a_claim_carries_the_document_a_separate_read_gives(store: Store) -> None:

@@ -4,8 +4,7 @@ incidents, in bounded pages, and a ticket closed at the vendor resolves its inci
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -17,7 +16,7 @@ from baton.dispatch import Lane
 from baton.metrics import Metrics
 from baton.model import Alert, ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector
-from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec, open_store
+from baton.store import DeliveryOutcome, RoutedAlert, Store, TargetSpec
 from baton.sync import PAGE, Syncer
 
 
@@ -50,14 +49,6 @@ def routed(key: str) -> RoutedAlert:
               source_type="generic", source_name="app")
     return RoutedAlert(alert=a, key=f"r|{key}", route="r", policy="p", policy_snapshot={
         "name": "p", "repeat": 0, "levels": [{"notify": [TargetSpec("desk").to_dict()]}]})
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path}/b.db")
-    s.open()
-    yield s
-    s.close()
 
 
 async def tickets(store: Store, n: int, clock: FakeClock) -> list[str]:
