@@ -246,7 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--body-bytes", type=int, default=1000, help="description size")
     p.add_argument("--horizon", default="5s", help="every retention horizon, case on")
     p.add_argument("--interval", default="1s", help="retention.interval")
-    p.add_argument("--batch-size", type=int, default=200, help="retention.batch_size")
+    p.add_argument("--batch-size", type=int, default=50, help="retention.batch_size")
     p.add_argument("--sample", type=float, default=1.0, help="seconds between samples")
     p.add_argument("--max-inflight", type=int, default=256)
     p.add_argument("--cases", default="on,off", help="on,off or one of them")

@@ -174,8 +174,10 @@ class RetentionConfig:
     # sender's retry window (hours to a few days), so a late redelivery is still refused.
     replay_ids: float = 30 * 86400.0
     interval: float = 60.0  # between pruning rounds in the gateway
-    # Rows per write transaction: 200 hold the SQLite writer ~7 ms (500: ~14 ms).
-    batch_size: int = 200
+    # Rows per write transaction: the longest a request's write can wait behind pruning
+    # (SQLite runs pruning alone, between requests' writes). 50 hold the writer ~2 ms, 200
+    # ~7 ms, which showed as +5-7 ms at the ingest p99 (bench/README.md).
+    batch_size: int = 50
 
 
 @dataclass(frozen=True)

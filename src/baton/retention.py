@@ -31,12 +31,12 @@ from .store.retention import TABLES, Cutoffs
 log = structlog.get_logger("baton.retention")
 
 # Per round: batches of each kind, and seconds of work, after which the rest waits for the
-# next round. 200 batches of 200 rows is 40,000 rows of a kind per round.
-MAX_BATCHES = 200
+# next round. 1,000 batches of 50 rows is 50,000 rows of a kind per round.
+MAX_BATCHES = 1000
 MAX_SECONDS = 20.0
 # Free pages handed back per write transaction: moving pages costs ~0.05-0.1 ms each, so
-# 128 hold the writer about as long as a batch of deletes.
-RECLAIM_PAGES = 128
+# 32 hold the writer about as long as a batch of deletes.
+RECLAIM_PAGES = 32
 # Free pages left in the file, as a share of it: the next inserts reuse them, and handing
 # them back under steady churn would only make the file grow again. Bounds the file at
 # live data plus this much.

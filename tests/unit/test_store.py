@@ -9,6 +9,7 @@ import random
 import sqlite3
 import string
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -365,3 +366,55 @@ async def test_long_label_names_and_values_are_indexed_and_inhibit(store: Store)
     doc = await store.get_incident(held.incident_ids[0])
     assert doc["suppressed"]["by_incident"] == down.incident_ids[0]
     assert (await store.get_incident(free.incident_ids[0]))["suppressed"] is None
+
+
+async def test_a_background_write_runs_alone_after_the_foreground_ones(store: Store) -> None:
+    order: list[str] = []
+
+    def mark(name: str) -> Callable[[Tx], None]:
+        return lambda tx: order.append(name)
+
+    async with Blocker(store) as b:
+        background = asyncio.create_task(store.engine.write(mark("prune"), background=True))
+        for _ in range(1000):  # queued (its wake-up token is in the foreground queue)
+            if not engine(store)._background.empty():
+                break
+            await asyncio.sleep(0.001)
+        foreground = [asyncio.create_task(store.engine.write(mark(f"ingest{n}")))
+                      for n in range(3)]
+        await b.queued(4)  # the wake-up token and three requests' writes
+    await asyncio.gather(background, *foreground)
+    # Queued first, run last; the three requests in one group, pruning in its own.
+    assert order == ["ingest0", "ingest1", "ingest2", "prune"]
+    assert (b.count("COMMIT"), b.count("SAVEPOINT OP")) == (3, 4)
+
+
+async def test_a_background_write_is_not_starved_by_a_stream_of_requests(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past BACKGROUND_MAX_WAIT it runs between two groups even though requests' writes
+    are waiting: under sustained load pruning still progresses."""
+    import baton.store.sqlite as sqlite_engine
+
+    monkeypatch.setattr(sqlite_engine, "BACKGROUND_MAX_WAIT", 0.5)
+    order: list[str] = []
+    loop = asyncio.get_running_loop()
+    later: asyncio.Future[Any] = loop.create_future()
+
+    def first(tx: Tx) -> None:
+        order.append("first")
+        time.sleep(1.0)  # a long group: the background write is overdue when it ends
+        # Another request's write arrives while this group runs: the queue is not empty
+        # when the group ends.
+        engine(store)._writes.put((lambda tx: order.append("second"), loop, later))
+
+    async with Blocker(store) as b:
+        background = asyncio.create_task(store.engine.write(
+            lambda tx: order.append("prune"), background=True))
+        for _ in range(1000):
+            if not engine(store)._background.empty():
+                break
+            await asyncio.sleep(0.001)
+        foreground = asyncio.create_task(store.engine.write(first))
+        await b.queued(2)
+    await asyncio.gather(background, foreground, later)
+    assert order == ["first", "prune", "second"]

@@ -39,18 +39,23 @@ class QueuedEngine:
     _writes: queue.Queue[Any]
     _reads: queue.Queue[Any]
 
-    async def write(self, fn: Callable[[Tx], T]) -> tuple[T, int]:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False
+                    ) -> tuple[T, int]:
         """Run ``fn`` in a write transaction. Returns its result and the number of outbox
         rows it added. Raises StorageUnavailable when too many writes wait (overload), or
-        when the transaction fails in storage."""
+        when the transaction fails in storage. ``background`` work (pruning) may be run
+        after the foreground work queued with it, where the engine has one writer."""
         if not self._running:
             raise StorageUnavailable("storage is not open")
         if self._writes.qsize() >= self._max_pending:
             raise StorageUnavailable("write queue full", retry_after=2)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[T, int]] = loop.create_future()
-        self._writes.put((fn, loop, fut))
+        self._submit((fn, loop, fut), background)
         return await fut
+
+    def _submit(self, item: tuple[Any, ...], background: bool) -> None:
+        self._writes.put(item)
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         if not self._running:

@@ -14,6 +14,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,10 @@ from .tx import Tx
 T = TypeVar("T")
 log = structlog.get_logger("baton.store")
 _STOP = object()
+_WAKE = object()  # a background write was queued
+# Longest a background write waits behind foreground writes before it runs between two
+# of their groups anyway.
+BACKGROUND_MAX_WAIT = 1.0
 
 
 def path_from_url(url: str) -> str:
@@ -108,6 +113,9 @@ class SQLiteEngine(QueuedEngine):
         self._max_pending = max_pending
         self._max_batch = max_batch
         self._writes: queue.Queue[Any] = queue.Queue()
+        # Background writes (pruning) run alone, when no foreground write waits: never in
+        # a group with requests' writes, which would wait for them to commit.
+        self._background: queue.Queue[Any] = queue.Queue()
         self._reads: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._keepalive: sqlite3.Connection | None = None
@@ -163,11 +171,40 @@ class SQLiteEngine(QueuedEngine):
         if self._keepalive is not None:
             self._keepalive.close()
 
+    def _submit(self, item: tuple[Any, ...], background: bool) -> None:
+        if not background:
+            self._writes.put(item)
+            return
+        self._background.put((*item, time.monotonic()))
+        self._writes.put(_WAKE)  # a writer blocked on an empty queue looks again
+
+    def _next_background(self, starved: bool) -> list[Any] | None:
+        """The waiting background write, as a batch of its own, if it may run now: when
+        nothing else waits, or when it has waited BACKGROUND_MAX_WAIT behind a stream of
+        foreground writes (so pruning still progresses under sustained load)."""
+        try:
+            fn, loop, fut, since = self._background.queue[0]
+        except IndexError:
+            return None
+        if not starved and time.monotonic() - since < BACKGROUND_MAX_WAIT:
+            return None
+        self._background.get_nowait()
+        return [(fn, loop, fut)]
+
     def _writer(self) -> None:
         conn = self._connect()
         tx = Tx(conn)
         while True:
-            first = self._writes.get()
+            try:
+                first = self._writes.get_nowait()
+            except queue.Empty:
+                alone = self._next_background(starved=True)
+                if alone is not None:
+                    self._run_background(conn, tx, alone)
+                    continue
+                first = self._writes.get()
+            if first is _WAKE:
+                continue
             if first is _STOP:
                 break
             batch = [first]
@@ -176,12 +213,34 @@ class SQLiteEngine(QueuedEngine):
                     item = self._writes.get_nowait()
                 except queue.Empty:
                     break
+                if item is _WAKE:
+                    continue
                 if item is _STOP:
                     self._writes.put(_STOP)
                     break
                 batch.append(item)
             self._run_batch(conn, tx, batch)
+            overdue = self._next_background(starved=False)
+            if overdue is not None:
+                self._run_background(conn, tx, overdue)
+        # Background work still queued gets an answer: its caller must not wait forever.
+        while True:
+            try:
+                _fn, loop, fut, _since = self._background.get_nowait()
+            except queue.Empty:
+                break
+            settle(loop, fut, None, StorageUnavailable("storage is closing"))
         conn.close()
+
+    def _run_background(self, conn: sqlite3.Connection, tx: Tx, batch: list[Any]) -> None:
+        """Background work (deleting what retention lets go) commits without its own fsync:
+        losing it to a power cut only means doing it again, and the next request's commit
+        (synchronous=FULL) makes the WAL durable up to and including it."""
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._run_batch(conn, tx, batch)
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
 
     def _run_batch(self, conn: sqlite3.Connection, tx: Tx, batch: list[Any]) -> None:
         results: list[tuple[Any, BaseException | None]] = []
