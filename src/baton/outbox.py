@@ -59,7 +59,18 @@ class Outbox:
                  now: float, discriminator: str = "") -> bool:
         """The idempotency key is stable per (incident, connector, action, target), so
         enqueueing the same thing twice is a no-op and a retry at the vendor carries the
-        same key as the first attempt."""
+        same key as the first attempt.
+
+        Updates coalesce, as Alertmanager's group_interval batches a group's changes: while
+        an update to a target waits unclaimed, another is not added (the waiting one is
+        built from the incident when it is sent, so it carries the latest state), and an
+        acknowledge or resolve supersedes the waiting ones. Two thousand alerts joining a
+        group cost a target one or two updates, not two thousand, and the resolve is not
+        queued behind them."""
+        if action == "update" and db.update_pending(incident_id, target):
+            return False
+        if action in ("acknowledge", "resolve"):
+            db.supersede_updates(incident_id, target, action)
         parts = [incident_id, target.connector, action]
         if target.to:
             parts.append(target.to)

@@ -16,7 +16,7 @@ from .problem import Handler, check_headers, json_body
 
 MAX_BODY = 64 * 1024
 INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
-DELIVERY_STATES = ("pending", "in_flight", "delivered", "dead")
+DELIVERY_STATES = ("pending", "in_flight", "delivered", "dead", "superseded")
 
 
 def authorize(request: web.Request) -> str | None:

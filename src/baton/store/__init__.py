@@ -335,7 +335,7 @@ def _notification_doc(tx: Tx, c: ClaimedDelivery) -> dict[str, Any] | None:
     itself and fail alone, as it would have without this shortcut."""
     try:
         doc = _v.get_incident(tx, c.incident_id, alerts=True, deliveries=False,
-                              timeline=False)
+                              timeline=False, max_alerts=_v.NOTIFICATION_ALERTS)
         if doc is not None and c.action == "note":
             # The note's id is the key's last part (see ``incidents.add_note``).
             doc["timeline"] = _v.note_entries(tx, c.incident_id,

@@ -140,7 +140,7 @@ def dead_ids(tx: Tx) -> list[str]:
 
 def depth(tx: Tx) -> dict[str, int]:
     rows = tx.all("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
-    out = {"pending": 0, "in_flight": 0, "delivered": 0, "dead": 0}
+    out = {"pending": 0, "in_flight": 0, "delivered": 0, "dead": 0, "superseded": 0}
     out.update({r["state"]: int(r["n"]) for r in rows})
     return out
 

@@ -189,6 +189,24 @@ class Repo:
         self.tx.enqueued += int(inserted)
         return inserted
 
+    def update_pending(self, incident_id: str, target: TargetSpec) -> bool:
+        """An update to this target is waiting (not yet claimed): it will carry whatever
+        the incident is when it is sent."""
+        return self.tx.one("SELECT 1 AS x FROM deliveries WHERE incident_id = ? AND "
+                           "connector = ? AND action = 'update' AND state = 'pending' "
+                           "AND target = ? LIMIT 1",
+                           (incident_id, target.connector,
+                            dumps(target.to_dict()))) is not None
+
+    def supersede_updates(self, incident_id: str, target: TargetSpec, by: str) -> int:
+        """Updates to this target not yet claimed will not be sent: ``by`` (an acknowledge
+        or resolve) carries the newer state."""
+        return self.tx.run("UPDATE deliveries SET state = 'superseded', next_attempt_at = NULL, "
+                           "last_error = ? WHERE incident_id = ? AND connector = ? AND "
+                           "action = 'update' AND state = 'pending' AND target = ?",
+                           (f"superseded by {by}", incident_id, target.connector,
+                            dumps(target.to_dict())))
+
     def triggered_targets(self, incident_id: str) -> list[TargetSpec]:
         """Targets sent a trigger for this incident (in any state but given up), in order."""
         return [TargetSpec.from_dict(json.loads(r["target"])) for r in self.tx.all(

@@ -28,8 +28,14 @@ def delivery_doc(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The alerts a notification carries at most: a group of thousands would make every body
+# megabytes (Alertmanager's webhook truncates the same way, with ``truncatedAlerts``).
+NOTIFICATION_ALERTS = 100
+
+
 def incident_doc(tx: Tx, row: dict[str, Any], *, alerts: bool = True,
-                 deliveries: bool = False, timeline: bool = False) -> dict[str, Any]:
+                 deliveries: bool = False, timeline: bool = False,
+                 max_alerts: int | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "id": row["id"], "key": row["incident_key"],
         "status": row["status"], "severity": row["severity"], "title": row["title"],
@@ -49,9 +55,18 @@ def incident_doc(tx: Tx, row: dict[str, Any], *, alerts: bool = True,
         "suppressed": json.loads(row["suppressed"]) if row["suppressed"] else None,
     }
     if alerts:
+        # Firing ones first: a truncated list keeps what is still wrong.
+        limit = "" if max_alerts is None else f" LIMIT {int(max_alerts)}"
         doc["alerts"] = [json.loads(r["doc"]) for r in tx.all(
-            "SELECT doc FROM alerts WHERE incident_id = ? ORDER BY first_seen_at, dedup_key",
-            (row["id"],))]
+            "SELECT doc FROM alerts WHERE incident_id = ? ORDER BY "  # noqa: S608
+            "CASE WHEN status = 'firing' THEN 0 ELSE 1 END, first_seen_at, dedup_key"
+            + limit, (row["id"],))]
+        if max_alerts is not None and len(doc["alerts"]) == max_alerts:
+            total = tx.one("SELECT COUNT(*) AS n FROM alerts WHERE incident_id = ?",
+                           (row["id"],))
+            left_out = int(total["n"]) - max_alerts if total else 0
+            if left_out > 0:
+                doc["truncated_alerts"] = left_out
     if deliveries:
         doc["deliveries"] = [delivery_doc(r) for r in tx.all(
             "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY connector, seq",
@@ -79,9 +94,12 @@ def note_entries(tx: Tx, incident_id: str, note_id: str) -> list[dict[str, Any]]
     return out
 
 
-def get_incident(tx: Tx, incident_id: str, **parts: bool) -> dict[str, Any] | None:
+def get_incident(tx: Tx, incident_id: str, *, alerts: bool = True,
+                 deliveries: bool = False, timeline: bool = False,
+                 max_alerts: int | None = None) -> dict[str, Any] | None:
     row = tx.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-    return incident_doc(tx, row, **parts) if row else None
+    return incident_doc(tx, row, alerts=alerts, deliveries=deliveries, timeline=timeline,
+                        max_alerts=max_alerts) if row else None
 
 
 def _page(tx: Tx, table: str, filters: dict[str, str | None], limit: int,
