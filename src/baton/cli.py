@@ -228,8 +228,11 @@ async def _silence(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             print(json.dumps(docs, indent=2))
         for d in [] if args.json else docs:
+            origin = " (config)" if d.get("origin") == "config" else ""
             print(f"{d['id']}  {d['state']:<8} {d['starts_at']} .. {d['ends_at']}  "
-                  f"{' '.join(d['matchers'])}  by {d['created_by']}: {d['comment']}")
+                  f"{' '.join(d['matchers'])}  by {d['created_by']}: {d['comment']}{origin}")
+        if not docs and not args.json:
+            print("no silences" + (f" {args.state}" if args.state else ""))
         return 0
     except (NotFound, Conflict) as e:
         print(f"error: {e}", file=sys.stderr)
