@@ -26,6 +26,11 @@ MAX_DEDUP_KEY_BYTES = 512
 MAX_SUMMARY_BYTES = 1024
 MAX_DESCRIPTION_BYTES = 16384
 TRUNCATED = " …[truncated]"
+# API/CLI silences: each active one is matched against every alert on the storage writer,
+# so their number and size bound that work. Config silences are the operator's own.
+MAX_SILENCE_MATCHERS = 32
+MAX_MATCHER_BYTES = 1024
+MAX_SILENCES = 1000  # active and pending at once
 # Enough to fix a batch; a body of a thousand bad alerts does not need a thousand lines.
 MAX_REPORTED = 20
 # Fields that join the labels matchers see (Alert.match_labels), bounded like values.
