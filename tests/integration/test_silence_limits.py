@@ -107,3 +107,13 @@ async def test_the_cap_holds_on_postgresql(pg_url: str,  # noqa: F811
         await store.create_silence(['a="2"'], 0.0, 2 * HOUR, "bob", "", HOUR + 1)
     finally:
         store.close()
+
+
+async def test_a_stored_silence_is_compiled_once_not_per_alert(gw: Gateway) -> None:
+    from baton import suppression
+    await gw.post("/v1/silences", silence(['service=~"db-[0-9]+"', 'environment="prod"']), 201)
+    before = suppression._parsed.cache_info().misses
+    for i in range(20):
+        await gw.ingest({"dedup_key": f"k{i}", "summary": "s", "service": f"db-{i}",
+                         "environment": "prod"})
+    assert suppression._parsed.cache_info().misses - before <= 1

@@ -13,7 +13,6 @@ from typing import Any
 from .. import limits
 from ..errors import Conflict, NotFound
 from ..ids import new_id
-from ..matcher import Matcher, matches_all, parse_matcher
 from .tx import Tx
 from .views import ts
 
@@ -72,13 +71,3 @@ def listing(tx: Tx, state: str | None, now: float, limit: int) -> list[dict[str,
         where, params = "WHERE ends_at <= ?", [now]
     return tx.all(f"SELECT * FROM silences {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
                   [*params, limit])
-
-
-def matching(tx: Tx, labels: Mapping[str, str], now: float) -> str | None:
-    """The id of an active silence whose matchers all match ``labels``, if any."""
-    for row in tx.all("SELECT id, matchers FROM silences WHERE ends_at > ? AND "
-                      "starts_at <= ? ORDER BY id", (now, now)):
-        parsed: list[Matcher] = [parse_matcher(m) for m in json.loads(row["matchers"])]
-        if matches_all(parsed, labels):
-            return str(row["id"])
-    return None
