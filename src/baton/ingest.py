@@ -14,6 +14,7 @@ import structlog
 
 from .clock import Clock
 from .config import Config, Policy
+from .limits import bounded
 from .matcher import matches_all
 from .metrics import Metrics
 from .model import Alert
@@ -132,6 +133,8 @@ class Pipeline:
     async def ingest(self, source_name: str, body: str, alerts: list[Alert],
                      message_id: str | None = None) -> IngestResult:
         plan = self.planner
+        # Before anything is stored or matched: an alert past a bound refuses the batch.
+        alerts = bounded(alerts)
         alerts = plan.inhibitors_first(plan.label(
             source_name, alerts, self.sources[source_name].severity_label))
         now = self.clock.now()

@@ -5,7 +5,10 @@ may be double-quoted or bare, and a list may be wrapped in braces: ``{a="b", c=~
 Semantics follow Alertmanager so routes copied from an Alertmanager config behave the same:
 
 - a label the alert does not have equals the empty string (``team=""`` matches "no team");
-- regexes are fully anchored, as if written ``^(?:regex)$``;
+- regexes are fully anchored, as if written ``^(?:regex)$``, and use RE2's syntax and
+  engine: matching is linear in the label's length whatever the pattern, because label
+  values come from senders; what RE2 has no linear algorithm for (backreferences,
+  lookaround) is refused when the matcher is parsed;
 - inside quotes ``\\"``, ``\\\\`` and ``\\n`` are escapes; any other backslash is kept, so
   ``"\\d+"`` reaches the regex engine as ``\\d+``.
 """
@@ -15,7 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
+
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 OPS: tuple[MatchOp, ...] = ("=", "!=", "=~", "!~")
@@ -28,16 +33,41 @@ _OP = re.compile(r"=~|!~|!=|=")
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
 
 
-# Leading inline flags, e.g. ``(?i)prod``: common in Alertmanager configs, and Python only
-# accepts them at the very start, so they move in front of the group we wrap the value in.
-_LEADING_FLAGS = re.compile(r"^\(\?[imsx]+\)")
+class _Pattern(Protocol):
+    def fullmatch(self, text: bytes) -> object | None: ...
 
 
-def _anchorable(regex: str) -> str:
-    flags = _LEADING_FLAGS.match(regex)
-    if flags is None:
-        return f"(?:{regex})"
-    return f"{flags.group()}(?:{regex[flags.end():]})"
+# Compile errors are reported to the caller with the matcher's place; RE2's own logging to
+# stderr would only duplicate them, unformatted.
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False
+_OPTIONS.never_capture = True  # only "does it match" is asked; groups cost without use
+
+
+def _compile(regex: str) -> _Pattern:
+    """``regex`` in RE2 syntax. Inline flags such as ``(?i)`` are valid anywhere in RE2, so
+    unlike Python's ``re`` nothing needs moving before the non-capturing group."""
+    try:
+        return cast(_Pattern, re2.compile(f"(?:{regex})", _OPTIONS))
+    except re2.error as exc:
+        error = exc
+    try:  # RE2 quotes the offending text: name the user's, not our wrapped one
+        re2.compile(regex, _OPTIONS)
+    except re2.error as exc:
+        error = exc
+    reason = error.args[0] if error.args else "invalid"
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    # Python's re and PCRE accept these two; say why RE2 (and so Alertmanager) does not.
+    hint = ("; backreferences and lookaround are not supported"
+            if reason.startswith(("invalid escape sequence", "invalid perl operator")) else "")
+    raise ValueError(f"{reason} (RE2 syntax{hint})")
+
+
+def _utf8(text: str) -> bytes:
+    # A JSON body may carry a lone surrogate ("\ud800"), which strict UTF-8 cannot encode;
+    # RE2 treats the resulting bytes as invalid UTF-8 and simply does not match them.
+    return text.encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True)
@@ -47,7 +77,7 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
-    _regex: re.Pattern[str] | None = field(
+    _regex: _Pattern | None = field(
         default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -57,8 +87,8 @@ class Matcher:
             raise ValueError(f"unknown matcher operator {self.op!r} (expected =, !=, =~ or !~)")
         if self.op in ("=~", "!~"):
             try:
-                compiled = re.compile(_anchorable(self.value))
-            except re.error as exc:
+                compiled = _compile(self.value)
+            except ValueError as exc:
                 raise ValueError(
                     f"invalid regular expression {self.value!r} for label {self.name!r}: {exc}"
                 ) from None
@@ -67,8 +97,8 @@ class Matcher:
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
         if self._regex is not None:
-            # fullmatch, not ``$``: Python's ``$`` also matches before a trailing newline.
-            found = self._regex.fullmatch(actual) is not None
+            # fullmatch anchors both ends, as Alertmanager's ``^(?:...)$`` does in Go.
+            found = self._regex.fullmatch(_utf8(actual)) is not None
             return found if self.op == "=~" else not found
         return (actual == self.value) if self.op == "=" else (actual != self.value)
 

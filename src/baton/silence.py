@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import limits
 from .duration import parse_duration
 from .errors import PayloadError
 from .matcher import parse_matcher
@@ -24,8 +25,13 @@ def parse_request(data: Mapping[str, Any], now: float) -> tuple[list[str], float
     matchers: list[str] = []
     if not isinstance(raw, list) or not raw:
         errors.append("matchers: a non-empty list of matchers is required")
+    elif len(raw) > limits.MAX_SILENCE_MATCHERS:
+        errors.append(f"matchers: {len(raw)} matchers, at most {limits.MAX_SILENCE_MATCHERS}")
     else:
         for i, m in enumerate(raw):
+            if isinstance(m, str) and (n := limits.size(m)) > limits.MAX_MATCHER_BYTES:
+                errors.append(f"matchers[{i}]: {n} bytes, at most {limits.MAX_MATCHER_BYTES}")
+                continue
             try:
                 matchers.append(str(parse_matcher(m if isinstance(m, str) else "")))
             except ValueError as e:

@@ -20,6 +20,7 @@ from . import escalation as esc
 from .config import Config
 from .duration import format_duration
 from .ingest import Planner, suppressor_for
+from .limits import bounded
 from .matcher import parse_matcher
 from .model import Alert, iso, parse_iso
 from .plugin import SOURCE_GROUP, load
@@ -72,8 +73,9 @@ def simulate(config: Config, source: str, payload: Any, at: float,
     adapter = load(SOURCE_GROUP, src.type)(source, src.options)
     planner = Planner(config)
     suppressor = suppressor_for(config, _silences(silences))
-    alerts: list[Alert] = planner.inhibitors_first(planner.label(source, adapter.parse(
-        payload, {}), adapter.severity_label))
+    # Bounded as ingest bounds them, so the dry run refuses what the gateway would.
+    alerts: list[Alert] = planner.inhibitors_first(planner.label(source, bounded(
+        adapter.parse(payload, {})), adapter.severity_label))
     # The payload's own firing alerts are what could inhibit, as if they were stored.
     firing = {("payload", a.source_name, a.dedup_key): a.match_labels()
               for a in alerts if a.status == "firing"}

@@ -173,7 +173,7 @@ def test_broken_config_reports_every_problem_with_its_path() -> None:
         f'sources.grafana.type: unknown source type "nagios-legacy" (known: {KNOWN_SOURCES})',
         f'connectors.pager.type: unknown connector type "foo" (known: {KNOWN_CONNECTORS})',
         "routes[1].matchers[0]: invalid matcher 'env=~\"(prod\"': invalid regular expression "
-        "'(prod' for label 'env': missing ), unterminated subpattern at position 0",
+        "'(prod' for label 'env': missing ): (prod (RE2 syntax)",  # RE2's wording
         'routes[2].policy: unknown policy "pager"',
         'policies.page.levels[0].notify[1]: unknown connector "y"',
     ]

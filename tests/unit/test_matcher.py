@@ -82,8 +82,9 @@ def test_parse(text: str, name: str, op: str, value: str) -> None:
         ('a="b', "invalid matcher 'a=\"b': unterminated quoted string"),
         ('a="b"c', "invalid matcher 'a=\"b\"c': unexpected text after the quoted value: 'c'"),
         ('a=b"c', "invalid matcher 'a=b\"c': unescaped double quote in an unquoted value"),
+        # RE2's wording (Python's ``re`` said "unterminated subpattern at position 0").
         ('a=~"(x"', "invalid matcher 'a=~\"(x\"': invalid regular expression '(x' for label "
-                    "'a': missing ), unterminated subpattern at position 0"),
+                    "'a': missing ): (x (RE2 syntax"),
         ('a!~"[z-a]"', "invalid matcher 'a!~\"[z-a]\"': invalid regular expression '[z-a]'"),
         ("a<b", "invalid matcher 'a<b': expected an operator"),
     ],

@@ -143,6 +143,14 @@ def test_a_bad_payload_is_exit_1_with_the_problem(tmp_path: Path,
     assert "not valid for source 'prom'" in out and "Traceback" not in out
 
 
+def test_an_alert_past_a_limit_is_refused_as_ingest_would(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(tmp_path, am_payload({"alertname": "Disk", "instance": "x" * 9000}),
+                    capsys=capsys)
+    assert code == 1
+    assert "alerts[0].labels.instance: value is 9000 bytes, at most 8192" in out, out
+
+
 def test_a_person_told_before_gets_the_update_at_a_later_step(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Level 2 an hour after level 1, the same day: the schedule still has alice, who was

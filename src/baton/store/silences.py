@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import limits
 from ..errors import Conflict, NotFound
 from ..ids import new_id
-from ..matcher import Matcher, matches_all, parse_matcher
 from .tx import Tx
 from .views import ts
 
@@ -33,6 +33,13 @@ def doc(row: Mapping[str, Any], now: float) -> dict[str, Any]:
 
 def create(tx: Tx, matchers: Sequence[str], starts_at: float, ends_at: float, by: str,
            comment: str, now: float) -> str:
+    # Counted in the writing transaction, so concurrent requests cannot pass the bound
+    # together. Config silences do not count: they are the operator's own.
+    row = tx.one("SELECT COUNT(*) AS n FROM silences WHERE ends_at > ?", (now,))
+    count = int(row["n"]) if row else 0
+    if count >= limits.MAX_SILENCES:
+        raise Conflict(f"{count} silences are active or pending, at most "
+                       f"{limits.MAX_SILENCES}: expire some, or widen one's matchers")
     silence_id = new_id(now)
     tx.insert("silences", {"id": silence_id, "matchers": json.dumps(list(matchers)),
                            "starts_at": starts_at, "ends_at": ends_at, "created_by": by,
@@ -64,13 +71,3 @@ def listing(tx: Tx, state: str | None, now: float, limit: int) -> list[dict[str,
         where, params = "WHERE ends_at <= ?", [now]
     return tx.all(f"SELECT * FROM silences {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
                   [*params, limit])
-
-
-def matching(tx: Tx, labels: Mapping[str, str], now: float) -> str | None:
-    """The id of an active silence whose matchers all match ``labels``, if any."""
-    for row in tx.all("SELECT id, matchers FROM silences WHERE ends_at > ? AND "
-                      "starts_at <= ? ORDER BY id", (now, now)):
-        parsed: list[Matcher] = [parse_matcher(m) for m in json.loads(row["matchers"])]
-        if matches_all(parsed, labels):
-            return str(row["id"])
-    return None
