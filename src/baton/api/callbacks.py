@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from ..errors import AuthError, PayloadError
+from ..storable import storable
 from . import state
 from .problem import check_headers, read_limited
 
@@ -40,7 +41,8 @@ async def callback(request: web.Request) -> web.Response:
     try:
         check_headers(request)
         try:
-            events = connector.callback(body, request.headers, now)
+            # NUL in a vendor's text is stored as U+FFFD, as at ingest.
+            events = storable(connector.callback(body, request.headers, now))
         except RecursionError:  # JSON nested as deep as the decoder goes: the sender's
             raise PayloadError("body nested too deeply") from None
         for event in events:

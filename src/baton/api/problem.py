@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from ..errors import AuthError, Conflict, NotFound, PayloadError, StorageUnavailable
+from ..storable import storable
 
 log = structlog.get_logger("baton.api")
 PROBLEM = "application/problem+json"
@@ -63,7 +64,9 @@ async def json_body(request: web.Request, max_bytes: int,
     415 unless JSON (or one of ``also_accept``, for senders that mislabel JSON), 413 past
     ``max_bytes`` (before reading it all), 400 if malformed."""
     raw = await raw_json_body(request, max_bytes, also_accept)
-    return raw, decode(raw)
+    # Notes, silences and other management texts are stored as they come: NUL must
+    # become storable here as alerts do at ingest (see ``baton.storable``).
+    return raw, storable(decode(raw))
 
 
 async def raw_json_body(request: web.Request, max_bytes: int,
