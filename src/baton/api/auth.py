@@ -32,6 +32,18 @@ def bearer(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def auth_headers(auth: AuthConfig) -> tuple[str, ...]:
+    """The headers the source's authentication reads: the only ones worth checking before
+    the sender is known."""
+    if auth.type in ("bearer", "basic"):
+        return ("Authorization",)
+    if auth.type == "hmac":
+        return tuple(h for h in (auth.header, auth.timestamp_header) if h)
+    if auth.type == "standard-webhooks":
+        return (signing.HEADER_ID, signing.HEADER_TIMESTAMP, signing.HEADER_SIGNATURE)
+    return ()
+
+
 def check_source(auth: AuthConfig, request: web.Request) -> None:
     """The checks that need only the headers; signatures over the body come after it is
     read (``check_signature``)."""

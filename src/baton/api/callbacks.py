@@ -39,7 +39,7 @@ async def callback(request: web.Request) -> web.Response:
     body = await read_limited(request, MAX_BODY)
     now = request.app[state.CLOCK].now()
     try:
-        check_headers(request)
+        check_headers(request.headers)
         try:
             # NUL in a vendor's text is stored as U+FFFD, as at ingest.
             events = storable(connector.callback(body, request.headers, now))
