@@ -15,6 +15,10 @@ from .problem import check_headers, decode, raw_json_body
 log = structlog.get_logger("baton.ingest")
 
 
+def _printable(text: str, limit: int = 100) -> str:
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 async def ingest(request: web.Request) -> web.Response:
     name = request.match_info["source"]
     config = request.app[state.CONFIG]
@@ -23,6 +27,12 @@ async def ingest(request: web.Request) -> web.Response:
     src_cfg = config.sources.get(name)
     if src_cfg is None:
         metrics.rejected.labels("", "unknown_source").inc()
+        held = request.app[state.PROBES].take(name, request.app[state.CLOCK].now())
+        if held is not None:
+            # Sender-controlled text, cut and made printable (no lone surrogates).
+            log.warning("unknown source", source=_printable(name), remote=request.remote,
+                        user_agent=_printable(request.headers.get("User-Agent", "")),
+                        suppressed=held)
         raise web.HTTPNotFound(text=f"no source named {name!r} is configured")
     structlog.contextvars.bind_contextvars(source=name)
     started = time.perf_counter()
