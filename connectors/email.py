@@ -229,13 +229,12 @@ class EmailConnector(Connector):
 
     # --- the wire ----------------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
         """Servers may quote what they were sent: neither the password nor its base64
         forms (AUTH LOGIN, AUTH PLAIN) may reach a detail or a log."""
-        if self._password:
-            for secret in self._secret_forms():
-                text = text.replace(secret, "***")
-        return _one_line(text, _DETAIL_CHARS)
+        return self.scrub(text, min(limit, _DETAIL_CHARS),
+                          also=self._secret_forms() if self._password else ())
+
 
     def _secret_forms(self) -> list[str]:
         assert self._password is not None

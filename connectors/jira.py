@@ -114,10 +114,9 @@ class JiraConnector(Connector):
     def ref(self, key: str) -> ExternalRef:
         return ExternalRef(self.name, key, f"{self.site}/browse/{quote(key, safe='')}")
 
-    def _scrub(self, text: str) -> str:
-        for hidden in self._hidden:
-            text = text.replace(hidden, "***")
-        return text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit, also=self._hidden)
+
 
     async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
         # CancelledError (the dispatcher's timeout or shutdown) is not caught: it must
@@ -130,7 +129,7 @@ class JiraConnector(Connector):
             return answered.outcome
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} calling Jira at {self.site}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
 
     async def _call(self, http: aiohttp.ClientSession, method: str, path: str,
                     what: str, body: Any = None) -> tuple[int, Any]:
@@ -142,7 +141,7 @@ class JiraConnector(Connector):
         if answer.ok:
             return answer.status, answer.doc
         detail = f"HTTP {answer.status} {what}"
-        if reason := " ".join(self._reason(answer.doc, answer.text).split())[:_DETAIL_CHARS]:
+        if reason := self._scrub(self._reason(answer.doc, answer.text), _DETAIL_CHARS):
             detail += f": {reason}"
         raise _Answered(classify_status(answer.status, self._scrub(detail),
                                         answer.retry_after), answer.doc)
@@ -200,9 +199,9 @@ class JiraConnector(Connector):
                          (t.get("to") or {}).get("name", "")).casefold() == wanted), None)
         if match is None:
             names = ", ".join(repr(str(t.get("name"))) for t in options) or "none"
-            raise _Answered(Outcome.permanent(
+            raise _Answered(Outcome.permanent(self._scrub(
                 f"{key} has no transition named {name!r} from its status; available: "
-                f"{names}"[: _DETAIL_CHARS * 2]))
+                f"{names}")))
         path = f"/rest/api/3/issue/{quote(key, safe='')}/transitions"
         body = {"transition": {"id": str(match["id"])},
                 "update": {"comment": [{"add": {"body": comment}}]}}

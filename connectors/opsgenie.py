@@ -165,8 +165,9 @@ class OpsgenieConnector(Connector):
             user, note = inc.get("resolved_by"), "Resolved in Baton."
         return {"user": str(user or "baton"), "source": "baton", "note": note}
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit)
+
 
     async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:
         alias = self.alias(notification.incident)
@@ -188,13 +189,13 @@ class OpsgenieConnector(Connector):
                                       if doc.get(k)) if isinstance(doc, dict) else ""
                 except ValueError:
                     reason = text
-                if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+                if reason := self._scrub(reason, _DETAIL_CHARS):
                     detail += f": {reason}"
                 outcome = classify_status(resp.status, self._scrub(detail),
                                           resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} calling Opsgenie at {self.base_url}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
         if outcome.kind != "ok":
             return outcome
         return Outcome.ok(outcome.detail, outcome.status, ExternalRef(self.name, alias))

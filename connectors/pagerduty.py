@@ -109,8 +109,9 @@ class PagerDutyConnector(Connector):
                               incident_id=key.removeprefix("baton-"),
                               text=str(text) if text is not None else None)]
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***")
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit)
+
 
     @staticmethod
     def dedup_key(incident: Mapping[str, Any]) -> str:
@@ -173,8 +174,9 @@ class PagerDutyConnector(Connector):
                                  allow_redirects=False) as resp:
                 text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
                 detail = f"HTTP {resp.status} {event_action} {dedup_key}"
-                if not 200 <= resp.status < 300 and (reason := " ".join(text.split())):
-                    detail += f": {reason[:_DETAIL_CHARS]}"
+                if not 200 <= resp.status < 300 and (
+                        reason := self._scrub(text, _DETAIL_CHARS)):
+                    detail += f": {reason}"
                 outcome = classify_status(
                     resp.status, self._scrub(detail), resp.headers.get("Retry-After"))
         except aiohttp.InvalidURL:
@@ -182,7 +184,7 @@ class PagerDutyConnector(Connector):
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             # OSError covers refused/unreachable; TimeoutError a session-level timeout.
             message = f"{type(exc).__name__} posting to {self._url}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
         if outcome.kind != "ok":
             return outcome
         return dataclasses.replace(outcome, external_ref=ExternalRef(self.name, dedup_key))

@@ -96,8 +96,9 @@ class RedmineConnector(Connector):
 
     # --- the wire -------------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit)
+
 
     async def _call(self, http: aiohttp.ClientSession, method: str, path: str, *,
                     params: Sequence[tuple[str, str]] = (), body: Json | None = None
@@ -123,7 +124,7 @@ class RedmineConnector(Connector):
         errors = doc.get("errors") if isinstance(doc, dict) else None
         reason = "; ".join(map(str, errors)) if isinstance(errors, list) else (
             "" if doc is not None else answer.text)
-        if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+        if reason := self._scrub(reason, _DETAIL_CHARS):
             detail += f": {reason}"
         raise RedmineError(classify_status(answer.status, self._scrub(detail),
                                            answer.retry_after))
@@ -331,7 +332,7 @@ class RedmineConnector(Connector):
             return exc.outcome
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} calling Redmine at {self.base_url}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
         except (KeyError, TypeError, ValueError) as exc:  # an answer not of Redmine's shape
             return Outcome.permanent(self._scrub(f"unexpected answer from Redmine: {exc!r}"))
 

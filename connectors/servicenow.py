@@ -85,10 +85,9 @@ class ServiceNowConnector(Connector):
     def record_url(self, sys_id: str) -> str:
         return f"{self.base_url}/nav_to.do?uri={quote(f'incident.do?sys_id={sys_id}', safe='')}"
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit, also=self._secrets)
+
 
     # -- request bodies --------------------------------------------------------------
 
@@ -156,7 +155,7 @@ class ServiceNowConnector(Connector):
             err = doc.get("error") if isinstance(doc, dict) else None
             reason = (" ".join(str(err.get(k) or "") for k in ("message", "detail"))
                       if isinstance(err, dict) else answer.text)
-            if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+            if reason := self._scrub(reason, _DETAIL_CHARS):
                 detail += f": {reason}"
         return classify_status(answer.status, self._scrub(detail), answer.retry_after), result
 
@@ -241,7 +240,7 @@ class ServiceNowConnector(Connector):
             return await self._perform(notification, http)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} calling ServiceNow at {self.base_url}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
 
     # -- callbacks -------------------------------------------------------------------
 

@@ -122,15 +122,13 @@ class SlackConnector(Connector):
         self._incident_url: str | None = config.get("incident_url")
         self._search_limit = int(config.get("search_limit", DEFAULT_SEARCH_LIMIT))
 
-    def _scrub(self, text: str) -> str:
-        for secret in (self._webhook, self._token, self._signing):
-            if secret:
-                text = text.replace(secret, "***")
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
         if self._webhook:  # the path alone (hooks.slack.com/services/T/B/token) is the key
             path = urllib.parse.urlsplit(self._webhook).path
             if len(path) > 1:
                 text = text.replace(path, "/***")
-        return text
+        return self.scrub(text, limit)
+
 
     # --- the message ------------------------------------------------------------------
 
@@ -154,7 +152,7 @@ class SlackConnector(Connector):
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             where = "the webhook" if self._webhook else self._api_url
             message = f"{type(exc).__name__} calling Slack at {where}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
 
     async def _post_webhook(self, notification: Notification,
                             http: aiohttp.ClientSession) -> Outcome:
@@ -164,8 +162,8 @@ class SlackConnector(Connector):
                    "User-Agent": f"baton/{__version__}"}
         async with http.post(self._webhook, data=json.dumps({"text": text, "blocks": shown}),
                              headers=headers, allow_redirects=False) as resp:
-            reason = " ".join((await resp.content.read(1024)).decode("utf-8", "replace")
-                              .split())[:_DETAIL_CHARS]
+            reason = self._scrub((await resp.content.read(1024)).decode("utf-8", "replace"),
+                                 _DETAIL_CHARS)
             detail = f"webhook: HTTP {resp.status}" + (f": {reason}" if reason else "")
             return classify_status(resp.status, self._scrub(detail),
                                    resp.headers.get("Retry-After"))
@@ -190,8 +188,8 @@ class SlackConnector(Connector):
         except ValueError:
             doc = {}
         doc = doc if isinstance(doc, dict) else {}
-        error = " ".join(str(doc.get("error") or raw[:_DETAIL_CHARS].decode(
-            "utf-8", "replace")).split())[:_DETAIL_CHARS]
+        error = self._scrub(str(doc.get("error") or raw.decode("utf-8", "replace")),
+                            _DETAIL_CHARS)
         detail = self._scrub(f"{method}: HTTP {status}" + (f": {error}" if error else ""))
         if not 200 <= status < 300:
             return _Answer(status, doc, classify_status(status, detail, retry_after))

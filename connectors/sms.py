@@ -106,10 +106,9 @@ class SmsConnector(Connector):
     def messages_url(self) -> str:
         return f"{self.base_url}/2010-04-01/Accounts/{self._sid}/Messages.json"
 
-    def _scrub(self, text: str) -> str:
-        for value in (self._basic, self._token):
-            text = text.replace(value, "***") if value else text
-        return text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit, also=(self._basic,))
+
 
     def recipient(self, target: Mapping[str, Any]) -> tuple[str | None, str]:
         """(E.164 number, "") or (None, why there is none)."""
@@ -199,7 +198,7 @@ class SmsConnector(Connector):
                                           resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} calling Twilio at {self.base_url}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
         sid = doc.get("sid") if isinstance(doc, dict) else None
         if outcome.kind != "ok" or not isinstance(sid, str):
             return outcome
@@ -231,8 +230,7 @@ class SmsConnector(Connector):
                 return str(message["sid"])
         return None
 
-    @staticmethod
-    async def _read(resp: aiohttp.ClientResponse) -> tuple[Any, str]:
+    async def _read(self, resp: aiohttp.ClientResponse) -> tuple[Any, str]:
         """(parsed JSON or None, "HTTP <status>[: reason]"). Twilio's errors are
         ``{"code", "message", "more_info", "status"}``."""
         text = (await read_capped(resp, _READ_BYTES)).decode("utf-8", "replace")
@@ -246,6 +244,6 @@ class SmsConnector(Connector):
                 reason = f"Twilio error {doc.get('code')}: {doc['message']}"
             else:
                 reason = text
-            if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+            if reason := self._scrub(reason, _DETAIL_CHARS):
                 detail += f": {reason}"
         return doc, detail

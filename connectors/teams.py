@@ -90,10 +90,9 @@ class TeamsConnector(Connector):
         self._actions = frozenset(config.get("actions") or ACTIONS)
         self._incident_url: str | None = config.get("incident_url")
 
-    def _scrub(self, text: str) -> str:
-        for value in self._hidden:
-            text = text.replace(value, "***")
-        return text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit, also=self._hidden)
+
 
     def incident_link(self, incident: Mapping[str, Any]) -> str | None:
         if not self._incident_url:
@@ -186,7 +185,7 @@ class TeamsConnector(Connector):
                                  allow_redirects=False) as resp:
                 text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
                 detail = f"HTTP {resp.status}"
-                if reason := " ".join(self._reason(text).split())[:_DETAIL_CHARS]:
+                if reason := self._scrub(self._reason(text), _DETAIL_CHARS):
                     detail += f": {reason}"
                 return classify_status(resp.status, self._scrub(detail),
                                        resp.headers.get("Retry-After"))
@@ -194,7 +193,7 @@ class TeamsConnector(Connector):
             return Outcome.permanent(f"invalid webhook URL {self._shown}")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} posting to {self._shown}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
 
     @staticmethod
     def _reason(text: str) -> str:

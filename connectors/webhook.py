@@ -92,10 +92,9 @@ class WebhookConnector(Connector):
         # Longest first, so a whole URL is replaced before a part of it could be.
         return shown, sorted({h for h in hidden if h not in ("", "/")}, key=len, reverse=True)
 
-    def _scrub(self, text: str) -> str:
-        for value in self._hidden:
-            text = text.replace(value, "***")
-        return text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit, also=self._hidden)
+
 
     def _body(self, notification: Notification) -> bytes:
         document = dict(notification.incident)
@@ -139,7 +138,7 @@ class WebhookConnector(Connector):
             ) as resp:
                 text = (await resp.content.read(_READ_BYTES)).decode("utf-8", "replace")
                 detail = f"HTTP {resp.status}"
-                if reason := " ".join(text.split())[:_DETAIL_CHARS]:
+                if reason := self._scrub(text, _DETAIL_CHARS):
                     detail += f": {reason}"
                 return classify_status(
                     resp.status, self._scrub(detail), resp.headers.get("Retry-After")
@@ -149,4 +148,4 @@ class WebhookConnector(Connector):
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             # OSError covers refused/unreachable; TimeoutError a session-level timeout.
             message = f"{type(exc).__name__} posting to {self._shown}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))

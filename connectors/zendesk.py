@@ -108,10 +108,9 @@ class ZendeskConnector(Connector):
     def ticket_url(self, ticket_id: str) -> str:
         return f"{self.base_url}/agent/tickets/{ticket_id}"
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
+        return self.scrub(text, limit, also=self._secrets)
+
 
     # -- request bodies --------------------------------------------------------------
 
@@ -191,7 +190,7 @@ class ZendeskConnector(Connector):
             # Zendesk's errors: {"error": ..., "description": ..., "details": {...}}
             reason = (" ".join(str(doc.get(k) or "") for k in (
                 "error", "description", "details")) if isinstance(doc, dict) else answer.text)
-            if reason := " ".join(reason.split())[:_DETAIL_CHARS]:
+            if reason := self._scrub(reason, _DETAIL_CHARS):
                 detail += f": {reason}"
         return classify_status(answer.status, self._scrub(detail), answer.retry_after), doc
 
@@ -297,7 +296,7 @@ class ZendeskConnector(Connector):
             return await self._perform(notification, http)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"{type(exc).__name__} calling Zendesk at {self.base_url}: {exc}"
-            return Outcome.retryable(self._scrub(message)[: _DETAIL_CHARS * 2])
+            return Outcome.retryable(self._scrub(message))
 
     # -- callbacks -------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from . import __version__
 from .api import callbacks, manage, ops, reports, schedules, silences, state
 from .api import ingest as ingest_api
+from .api.probes import ProbeLog
 from .api.problem import Handler, problem_middleware
 from .backoff import RetryPolicy
 from .clock import Clock, SystemClock
@@ -84,6 +85,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     app[state.PIPELINE] = pipeline
     app[state.DISPATCHER] = dispatcher
     app[state.SYNCER] = syncer
+    app[state.PROBES] = ProbeLog()  # unknown-source probes, logged rate-limited
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store.open(owner=True)  # SQLite: refuses when another process owns the file

@@ -20,6 +20,7 @@ from .metrics import Metrics
 from .model import Alert
 from .plugin import Source
 from .routing import Router, group_key
+from .storable import storable
 from .store import IngestResult, RoutedAlert, Store, TargetSpec
 from .suppression import ConfigSilence, Muting, Suppressor
 
@@ -133,6 +134,8 @@ class Pipeline:
     async def ingest(self, source_name: str, body: str, alerts: list[Alert],
                      message_id: str | None = None) -> IngestResult:
         plan = self.planner
+        # Before anything reads them: both engines must store the same text (NUL).
+        body, alerts = storable(body), storable(alerts)
         # Before anything is stored or matched: an alert past a bound refuses the batch.
         alerts = bounded(alerts)
         alerts = plan.inhibitors_first(plan.label(

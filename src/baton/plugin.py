@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal
@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 import aiohttp
 
 from .model import Alert, ExternalRef, Notification, Outcome
+from .redact import DETAIL_CHARS, redact, secret_forms, secret_values
 
 SOURCE_GROUP = "baton.sources"
 CONNECTOR_GROUP = "baton.connectors"
@@ -103,6 +104,15 @@ class Connector(ABC):
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
         self.config = config
+
+    def scrub(self, text: str, limit: int = DETAIL_CHARS, also: Iterable[str | None] = ()
+              ) -> str:
+        """``text`` (a vendor's answer, an exception) fit for a detail, the timeline or a
+        log: every secret of the config (and ``also``: derived values such as a Basic
+        header or a URL's path) hidden in its raw, base64 and percent-encoded forms first,
+        then cut to ``limit`` characters, so a secret straddling the cut leaves nothing."""
+        forms = secret_forms([*secret_values(getattr(self, "config", {})), *also])
+        return redact(text, forms, limit)
 
     @abstractmethod
     async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:

@@ -256,3 +256,26 @@ async def test_connection_refused_is_retryable(rig: Rig) -> None:
     outcome = await rig.send(rig.notification(), f"http://127.0.0.1:{closed_port()}")
     assert outcome.kind == "retryable" and outcome.detail, outcome
 
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2])
+async def test_a_secret_straddling_the_cut_never_leaks(rig: Rig, shift: int,
+                                                      caplog: pytest.LogCaptureFixture
+                                                      ) -> None:
+    """A vendor echoing a secret in a long error: details are cut to a few hundred
+    characters, and a secret straddling the cut must not leave its first characters behind
+    (the Twilio token prefix of issue 10, finding 8). The answer repeats the secret so that
+    one occurrence straddles whatever the cut position, and ``shift`` moves them all.
+    The secrets are the config's: those a connector holds and a vendor may echo."""
+    # The fake SMTP server's own debug log shows what it answers; that is the vendor's.
+    caplog.set_level(logging.INFO, logger="mail.log")
+    for secret in secrets_in(rig.fake.config(rig.base_url)):
+        repeated = (secret + ".") * (900 // (len(secret) + 1) + 1)
+        rig.state.script(Reply(400, message="." * shift + repeated))
+        outcome = await rig.send(rig.notification())
+        assert outcome.kind == "permanent", outcome
+        if "://" in secret:  # a URL's prefix is the vendor's address; its token is listed
+            continue
+        prefix = secret[:max(4, min(8, len(secret) // 2))]
+        leaks = [t.replace(prefix, "<PREFIX>") for t in rig.texts if prefix in t]
+        assert not leaks, f"a secret prefix of {rig.name} leaked into: {leaks}"

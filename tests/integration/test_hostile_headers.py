@@ -82,3 +82,16 @@ async def test_hostile_headers_are_4xx_and_change_nothing(
     assert b"application/problem+json" in data
     assert table_counts(tmp_path)["events"] == 0
     assert (await gw.client.get("/healthz")).status == 200
+
+
+async def test_authentication_comes_before_checks_of_unused_headers(
+        aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    """Without a token, a header the source never reads is not even looked at: the
+    answer is 401 (not 400 for the header), so no work is spent on a stranger's headers."""
+    gw = await gateway(aiohttp_client, tmp_path)
+    status, data = await raw(gw, "/v1/ingest/bearer", [(b"X-Filler", b"x\xff")])
+    assert status == 401, data[:300]
+    status, data = await raw(gw, "/v1/ingest/bearer", [(b"Authorization", b"Bearer s3cr3t-token"),
+                                                       (b"X-Filler", b"x\xff")])
+    assert status == 400 and b"X-Filler" in data, data[:300]
+    assert table_counts(tmp_path)["events"] == 0

@@ -108,6 +108,29 @@ async def test_hmac_takes_any_of_the_rotated_secrets(aiohttp_client: ClientFacto
     await post(gw, BODY, {"X-Sig": digest("retired", BODY).hex()}, 401)
 
 
+async def test_hmac_replay_inside_the_window_changes_nothing(aiohttp_client: ClientFactory,
+                                                            tmp_path: Path) -> None:
+    """The same signed request again (same timestamp, same body), even with the signature
+    spelled in upper case, is answered ``replayed`` and stores nothing (issue 10, finding
+    9); the same body signed at another second is a new request."""
+    gw = await gateway(aiohttp_client, tmp_path, {
+        "type": "hmac", "secret": {"env": "HMAC_KEY"}, "header": "X-Sig",
+        "timestamp_header": "X-Ts", "tolerance": "5m"})
+    now = int(gw.clock.now())
+    sig = digest(KEY, f"{now}:".encode() + BODY).hex()
+    first = await post(gw, BODY, {"X-Ts": str(now), "X-Sig": sig}, 202)
+    assert first["accepted"] == 1
+    for spelled in (sig, sig.upper()):
+        again = await post(gw, BODY, {"X-Ts": str(now), "X-Sig": spelled}, 202)
+        assert again == {"accepted": 0, "incidents": [], "replayed": True}
+    assert table_counts(tmp_path)["events"] == 1
+    gw.clock.advance(1)
+    later = int(gw.clock.now())
+    sig = digest(KEY, f"{later}:".encode() + BODY).hex()
+    assert (await post(gw, BODY, {"X-Ts": str(later), "X-Sig": sig}, 202))["accepted"] == 1
+    assert table_counts(tmp_path)["events"] == 2
+
+
 # --- standard webhooks --------------------------------------------------------------------
 
 def sw_headers(secret: str, msg_id: str, stamp: int, body: bytes) -> dict[str, str]:

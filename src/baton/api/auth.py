@@ -32,6 +32,18 @@ def bearer(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def auth_headers(auth: AuthConfig) -> tuple[str, ...]:
+    """The headers the source's authentication reads: the only ones worth checking before
+    the sender is known."""
+    if auth.type in ("bearer", "basic"):
+        return ("Authorization",)
+    if auth.type == "hmac":
+        return tuple(h for h in (auth.header, auth.timestamp_header) if h)
+    if auth.type == "standard-webhooks":
+        return (signing.HEADER_ID, signing.HEADER_TIMESTAMP, signing.HEADER_SIGNATURE)
+    return ()
+
+
 def check_source(auth: AuthConfig, request: web.Request) -> None:
     """The checks that need only the headers; signatures over the body come after it is
     read (``check_signature``)."""
@@ -87,13 +99,18 @@ def check_signature(auth: AuthConfig, raw: bytes, headers: Mapping[str, str],
     """Verify a body signature (``hmac``, ``standard-webhooks``); returns the sender's
     message id when the scheme has one (``webhook-id``), for replay protection."""
     if auth.type == "hmac":
-        _check_hmac(auth, raw, headers, now)
-    elif auth.type == "standard-webhooks":
+        return _check_hmac(auth, raw, headers, now)
+    if auth.type == "standard-webhooks":
         return _check_standard_webhooks(auth, raw, headers, now)
     return None
 
 
-def _check_hmac(auth: AuthConfig, raw: bytes, headers: Mapping[str, str], now: float) -> None:
+def _check_hmac(auth: AuthConfig, raw: bytes, headers: Mapping[str, str],
+                now: float) -> str | None:
+    """Verify; with a signed timestamp, the replay id of the signed message: the same
+    timestamp and body again inside the tolerance window is a replay (as a repeated
+    ``webhook-id``), however the signature is spelled. Without a timestamp a replay
+    cannot be told from a sender repeating itself, so there is none."""
     given = headers.get(auth.header, "").strip()
     if not given:
         raise AuthError(f"missing {auth.header} signature", HMAC)
@@ -122,6 +139,9 @@ def _check_hmac(auth: AuthConfig, raw: bytes, headers: Mapping[str, str], now: f
         matched |= hmac.compare_digest(offered.encode(), expected.encode())
     if not matched:
         raise AuthError(f"{auth.header} does not match the body", HMAC)
+    if not auth.timestamp_header:
+        return None
+    return "hmac:" + hashlib.sha256(message).hexdigest()
 
 
 def _check_standard_webhooks(auth: AuthConfig, raw: bytes, headers: Mapping[str, str],

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from ..errors import AuthError, PayloadError
+from ..storable import storable
 from . import state
 from .problem import check_headers, read_limited
 
@@ -38,9 +39,10 @@ async def callback(request: web.Request) -> web.Response:
     body = await read_limited(request, MAX_BODY)
     now = request.app[state.CLOCK].now()
     try:
-        check_headers(request)
+        check_headers(request.headers)
         try:
-            events = connector.callback(body, request.headers, now)
+            # NUL in a vendor's text is stored as U+FFFD, as at ingest.
+            events = storable(connector.callback(body, request.headers, now))
         except RecursionError:  # JSON nested as deep as the decoder goes: the sender's
             raise PayloadError("body nested too deeply") from None
         for event in events:

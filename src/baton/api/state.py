@@ -11,6 +11,7 @@ from ..ingest import Pipeline
 from ..metrics import Metrics
 from ..store import Store
 from ..sync import Syncer
+from .probes import ProbeLog
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
@@ -19,3 +20,4 @@ METRICS = web.AppKey("metrics", Metrics)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNCER = web.AppKey("syncer", Syncer)
+PROBES = web.AppKey("probes", ProbeLog)

@@ -34,7 +34,7 @@ import structlog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ..errors import ConfigError, StorageUnavailable
+from ..errors import ConfigError, PayloadError, StorageUnavailable
 from ._queued import QueuedEngine, settle
 from .ddl import prepare
 from .tx import Tx
@@ -215,6 +215,14 @@ class PostgresEngine(QueuedEngine):
                     # Full jitter, so two replicas that collided do not collide again.
                     time.sleep(random.uniform(0, 0.005 * 2 ** attempt))  # noqa: S311
                     continue
+                if isinstance(e, psycopg.DataError) or (e.sqlstate or "").startswith("22"):
+                    # Class 22 "data exception" (or psycopg refusing a value before it is
+                    # sent, as NUL in text): the request's data, not the store, is at fault,
+                    # and retrying it would fail forever. A 400, not a 503.
+                    log.warning("postgresql refused the data", error=str(e)[:200],
+                                sqlstate=e.sqlstate)
+                    raise PayloadError(f"the store refused a value of this request: "
+                                       f"{str(e)[:200]}") from None
                 log.error("postgresql operation failed", error=str(e), sqlstate=e.sqlstate)
                 raise StorageUnavailable(f"storage error: {_kind(e)}") from None
 

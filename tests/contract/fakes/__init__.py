@@ -72,6 +72,9 @@ class Reply:
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # The vendor's error text in a non-2xx answer, where its error body has one (the
+    # suite puts secrets in it: a vendor may echo what it was sent).
+    message: str = "scripted failure"
 
 
 @dataclass(frozen=True)

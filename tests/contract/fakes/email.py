@@ -232,7 +232,8 @@ class FakeSMTP:
             return "421 4.3.2 Service not available, closing transmission channel"
         if code != 250:
             kind = "Requested action aborted" if code < 500 else "Message rejected"
-            return f"{code} {'4.3.0' if code < 500 else '5.7.1'} {kind} (scripted)"
+            text = kind if reply is None or reply.message == "scripted failure" else reply.message
+            return f"{code} {'4.3.0' if code < 500 else '5.7.1'} {text} (scripted)"
         action = str(message["X-Baton-Action"])
         self.messages.append(Delivered(
             str(envelope.mail_from), tuple(envelope.rcpt_tos), message, raw, tls,

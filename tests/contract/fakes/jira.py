@@ -167,7 +167,7 @@ async def _scripted(state: FakeState) -> int | web.Response:
     if reply is None:
         return 0
     if not 200 <= reply.status < 300:
-        return _error(reply.status, ["scripted failure"], headers=dict(reply.headers))
+        return _error(reply.status, [reply.message], headers=dict(reply.headers))
     return reply.status
 
 

@@ -133,7 +133,7 @@ async def _scripted(state: FakeState) -> tuple[int, dict[str, str]] | web.Respon
     status = reply.status if reply else 202
     headers = dict(reply.headers) if reply else {}
     if not 200 <= status < 300:
-        return _answer(status, "scripted failure", headers)
+        return _answer(status, reply.message if reply else "scripted failure", headers)
     return status, headers
 
 

@@ -116,6 +116,8 @@ async def _enqueue(request: web.Request) -> web.StreamResponse:
     headers = dict(reply.headers) if reply else {}
     if not 200 <= status < 300:
         body = _ERRORS.get(status, {"status": "error", "message": HTTPStatus(status).phrase})
+        if reply is not None and reply.message != "scripted failure":
+            body = {**body, "errors": [reply.message]}
         return web.json_response(body, status=status, headers=headers)
     # Without a dedup_key PagerDuty makes one up; Baton always sends its own.
     dedup_key = event.get("dedup_key") or "generated-by-fake"

@@ -159,7 +159,7 @@ async def _read_failure(request: web.Request) -> web.Response | None:
 async def _written(state: FakeState) -> Reply | web.Response | None:
     reply = await state.next_reply()
     if reply is not None and not 200 <= reply.status < 300:
-        body = {"errors": [f"scripted failure {reply.status}"]}
+        body = {"errors": [f"{reply.message} {reply.status}"]}
         return web.json_response(body, status=reply.status, headers=dict(reply.headers))
     return reply
 

@@ -143,7 +143,7 @@ async def _scripted(state: FakeState) -> tuple[int, dict[str, str]] | web.Respon
     reply = await state.next_reply()
     headers = dict(reply.headers) if reply else {}
     if reply and not 200 <= reply.status < 300:
-        return _error(reply.status, "scripted failure", "", headers)
+        return _error(reply.status, reply.message, "", headers)
     return (reply.status if reply else 0), headers
 
 

@@ -199,7 +199,8 @@ async def _scripted(state: FakeState, errors: dict[int, str], as_text: bool,
     reply = await state.next_reply() or Reply(200)
     if 200 <= reply.status < 300:
         return reply
-    error = errors.get(reply.status, "scripted_failure")
+    error = (errors.get(reply.status, "scripted_failure")
+             if reply.message == "scripted failure" else reply.message)
     if as_text:
         return web.Response(status=reply.status, text=error, headers=reply.headers)
     return web.json_response({"ok": False, "error": error}, status=reply.status,

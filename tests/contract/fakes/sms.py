@@ -130,7 +130,7 @@ async def _scripted(state: FakeState) -> tuple[int, dict[str, str]] | web.Respon
     headers = dict(reply.headers) if reply else {}
     if reply and not 200 <= status < 300:
         code = _SCRIPTED_CODES.get(status, 20001)
-        return web.json_response(error_body(status, code, "scripted failure"),
+        return web.json_response(error_body(status, code, reply.message),
                                  status=status, headers=headers)
     return status, headers
 

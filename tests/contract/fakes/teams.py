@@ -155,6 +155,7 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     status = reply.status if reply else 202
     headers = dict(reply.headers) if reply else {}
     if not 200 <= status < 300:
-        return _error(status, "ScriptedFailure", "scripted failure", headers)
+        return _error(status, "ScriptedFailure",
+                      reply.message if reply else "scripted failure", headers)
     state.accept(marks[0], (marks[1],), seen)
     return web.Response(status=status, headers=headers)

@@ -101,7 +101,8 @@ async def _receive(request: web.Request) -> web.StreamResponse:
     status = reply.status if reply else 200
     headers = dict(reply.headers) if reply else {}
     if not 200 <= status < 300:
-        return web.json_response({"error": "scripted failure"}, status=status, headers=headers)
+        return web.json_response({"error": reply.message if reply else "scripted failure"},
+                                 status=status, headers=headers)
     state.accept(note["action"], (key, request.headers[signing.HEADER_ID]), seen)
     if status == 204:
         return web.Response(status=204, headers=headers)

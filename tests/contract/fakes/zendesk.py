@@ -145,7 +145,7 @@ async def _scripted(state: FakeState) -> tuple[int, dict[str, str]] | web.Respon
     reply = await state.next_reply()
     headers = dict(reply.headers) if reply else {}
     if reply and not 200 <= reply.status < 300:
-        return web.json_response({"error": "scripted failure"}, status=reply.status,
+        return web.json_response({"error": reply.message}, status=reply.status,
                                  headers=headers)
     return (reply.status if reply else 0), headers
 
