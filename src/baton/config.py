@@ -47,6 +47,12 @@ class StorageConfig:
     url: str = "sqlite:///./baton-data/baton.db"
     busy_timeout: float = 5.0
     max_pending_writes: int = 10000
+    # Overload and a hung database (README: Overload): no caller waits past
+    # operation_timeout; request writes are shed once the oldest has waited max_queue_age
+    # or waiting bodies pass max_pending_bytes, well under a sender's own timeout.
+    operation_timeout: float = 10.0
+    max_queue_age: float = 2.0
+    max_pending_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
