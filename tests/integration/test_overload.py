@@ -1,10 +1,12 @@
 """Overload on the SQLite store: ingest is shed early with 503 + Retry-After when queued
 writes grow old or big (the queue's age on a fake clock, no sleeping), the dispatcher's
-writes pass an ingest storm, and /readyz fails when the database's disk is full."""
+writes pass an ingest storm, a big batch lets single alerts through between its chunks,
+and /readyz fails when the database's disk is full."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import threading
@@ -13,9 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PROBLEM, ClientFactory, Gateway, alert, config_dict, start_gateway
+from helpers import (
+    PROBLEM,
+    ClientFactory,
+    Gateway,
+    alert,
+    config_dict,
+    db_rows,
+    start_gateway,
+)
 
+from baton import signing
 from baton.clock import FakeClock
+from baton.ingest import CHUNK_ALERTS
 from baton.store.sqlite import SQLiteEngine
 from baton.store.tx import Tx
 
@@ -158,3 +170,55 @@ async def test_readyz_fails_when_the_database_disk_is_full(
     assert "disk is full" in (await resp.json())["detail"]
     monkeypatch.setattr(os, "statvfs", real)
     assert await gw.get("/readyz") == {"status": "ready"}
+
+
+async def test_a_big_batch_does_not_hold_out_single_alerts(
+        aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock) -> None:
+    gw = await gateway(aiohttp_client, tmp_path, clock)
+    batch = [alert(f"bulk-{n}") for n in range(5 * CHUNK_ALERTS)]
+    hold, held = await hold_writer(gw)
+    finished: list[str] = []
+    big = post(gw, batch)
+    big.add_done_callback(lambda _t: finished.append("big"))
+    await until(lambda: engine(gw)._writes.qsize() == 1, "the batch to queue")
+    single = post(gw, alert("single"))
+    single.add_done_callback(lambda _t: finished.append("single"))
+    await until(lambda: engine(gw)._writes.qsize() == 2, "the single alert to queue")
+    hold.release.set()
+    await held
+    assert [(await t)[0] for t in (big, single)] == [202, 202]
+    # The single alert committed with the batch's first chunk, not after its last.
+    assert finished == ["single", "big"]
+    answer = json.loads((await big)[1])
+    assert (answer["accepted"], len(answer["incidents"])) == (5 * CHUNK_ALERTS,
+                                                             5 * CHUNK_ALERTS)
+    events = db_rows(tmp_path, "SELECT body FROM events ORDER BY id")
+    assert len(events) == 1 + 5  # the single alert, the batch's body and four pointers
+    # Sent again (a sender that missed the 202): deduplicated, nothing opened twice.
+    again = json.loads((await post(gw, batch))[1])
+    assert sorted(again["incidents"]) == sorted(answer["incidents"])
+    count = db_rows(tmp_path, "SELECT COUNT(*) AS n FROM incidents")
+    assert count[0]["n"] == 5 * CHUNK_ALERTS + 1
+
+
+async def test_a_redelivered_big_signed_batch_is_a_replay(
+        aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock) -> None:
+    """The message id is taken with the last chunk and checked before the first."""
+    secret = "whsec_" + base64.b64encode(b"overload-test-key").decode()
+    data = config_dict(tmp_path)
+    data["sources"]["app"]["auth"] = {"type": "standard-webhooks",
+                                      "secret": {"env": "SW_SECRET"}}
+    gw = await start_gateway(aiohttp_client, data, tmp_path, clock=clock,
+                             environ={"SW_SECRET": secret})
+    body = json.dumps([alert(f"bulk-{n}") for n in range(2 * CHUNK_ALERTS + 1)]).encode()
+    headers = {"Content-Type": "application/json", **signing.headers(
+        signing.decode_secret(secret), "msg_big", int(clock.now()), body)}
+    answers = []
+    for _ in range(2):
+        resp = await gw.client.post("/v1/ingest/app", data=body, headers=headers)
+        assert resp.status == 202
+        answers.append(await resp.json())
+    assert answers[0]["accepted"] == 2 * CHUNK_ALERTS + 1
+    assert answers[1] == {"accepted": 0, "incidents": [], "replayed": True}
+    assert db_rows(tmp_path, "SELECT COUNT(*) AS n FROM events")[0]["n"] == 3
+    assert db_rows(tmp_path, "SELECT MAX(event_count) AS n FROM incidents")[0]["n"] == 1

@@ -134,6 +134,13 @@ class Store:
             lambda lc, db: lc.ingest(db, source, body, routed, now, message_id)),
             size=len(body))
 
+    async def message_seen(self, source: str, message_id: str) -> bool:
+        """Whether a request with this message id was stored (see ``Pipeline._store``)."""
+        row = await self.engine.read(lambda tx: tx.one(
+            "SELECT 1 AS seen FROM inbound_messages WHERE source = ? AND message_id = ?",
+            (source, message_id)))
+        return row is not None
+
     async def acknowledge(self, incident_id: str, by: str, note: str | None,
                           now: float) -> dict[str, Any]:
         await self._write(self._change(
