@@ -212,6 +212,10 @@ class QueuedEngine:
             raise StorageUnavailable(
                 f"storage did not answer within {self.timeout:g}s; the write may still "
                 "commit, and a retry is deduplicated", retry_after=5) from None
+        finally:
+            # Failed before it started (no connection, a failed BEGIN): it must not count
+            # as waiting, or the queue would look old forever and shed every request.
+            backlog.withdraw(ticket)
 
     def _submit(self, item: tuple[Any, ...], background: bool, priority: bool) -> None:
         self._writes.put(item)
