@@ -54,6 +54,8 @@ KEYS: dict[str, Field] = {
     "server.listen": (ServerConfig, "listen"),
     "server.max_body_bytes": (ServerConfig, "max_body_bytes"),
     "server.shutdown_grace": (ServerConfig, "shutdown_grace"),
+    "server.read_timeout": (ServerConfig, "read_timeout"),
+    "server.max_connections": (ServerConfig, "max_connections"),
     "storage.url": (StorageConfig, "url"),
     "storage.busy_timeout": (StorageConfig, "busy_timeout"),
     "storage.max_pending_writes": (StorageConfig, "max_pending_writes"),
@@ -216,7 +218,11 @@ def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
         listen=listen,
         max_body_bytes=_opt(raw, "max_body_bytes", int, _default("server.max_body_bytes")),
         shutdown_grace=ctx.duration(raw, "shutdown_grace", "server",
-                                    _default("server.shutdown_grace")))
+                                    _default("server.shutdown_grace")),
+        read_timeout=ctx.duration(raw, "read_timeout", "server",
+                                  _default("server.read_timeout")),
+        max_connections=_opt(raw, "max_connections", int,
+                             _default("server.max_connections")))
 
 
 def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:

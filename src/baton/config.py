@@ -39,6 +39,11 @@ class ServerConfig:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: float = 10.0
+    # Slow or idle clients (README: Connections): a connection must deliver a request's
+    # head within read_timeout of opening or of its last answer, and a body within
+    # read_timeout of its head. max_connections 0: the open-file limit less a reserve.
+    read_timeout: float = 15.0
+    max_connections: int = 0
 
 
 @dataclass(frozen=True)
