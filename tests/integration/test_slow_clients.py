@@ -5,6 +5,7 @@ is closed at once and counted; failed accepts are logged at most once per interv
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from pathlib import Path
@@ -63,13 +64,18 @@ def test_slow_clients_are_closed_after_the_read_deadline(
         for s in (*idle, extra):
             s.close()
         answer = None
-        for _ in range(50):  # the eight are released (bounded: 5 s)
-            answer = http("GET", baton.url("/metrics"))
-            if answer.status == 200:
+        for _ in range(50):  # until the server has let the eight go (bounded: 5 s)
+            try:
+                answer = http("GET", baton.url("/metrics"))
+            except OSError:  # still at the cap: this one was refused, with a reset
+                answer = None
+            if answer is not None and answer.status == 200:
                 break
             time.sleep(0.1)
         assert answer is not None and answer.status == 200
-        assert "baton_connections_refused_total 1.0" in str(answer.body)
+        refused = re.search(r"^baton_connections_refused_total (\S+)$", str(answer.body),
+                            re.MULTILINE)
+        assert refused is not None and float(refused[1]) >= 1  # the ninth, maybe probes
         assert http("GET", baton.url("/healthz")).status == 200
         assert baton.alive()
     finally:
