@@ -54,9 +54,14 @@ KEYS: dict[str, Field] = {
     "server.listen": (ServerConfig, "listen"),
     "server.max_body_bytes": (ServerConfig, "max_body_bytes"),
     "server.shutdown_grace": (ServerConfig, "shutdown_grace"),
+    "server.read_timeout": (ServerConfig, "read_timeout"),
+    "server.max_connections": (ServerConfig, "max_connections"),
     "storage.url": (StorageConfig, "url"),
     "storage.busy_timeout": (StorageConfig, "busy_timeout"),
     "storage.max_pending_writes": (StorageConfig, "max_pending_writes"),
+    "storage.operation_timeout": (StorageConfig, "operation_timeout"),
+    "storage.max_queue_age": (StorageConfig, "max_queue_age"),
+    "storage.max_pending_bytes": (StorageConfig, "max_pending_bytes"),
     "api.tokens": None, "api.tokens[].name": None, "api.tokens[].token": None,
     "api.open": (Config, "api_open"),
     "sources.*.type": None, "sources.*.labels": None, "sources.*.defaults": None,
@@ -213,7 +218,11 @@ def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
         listen=listen,
         max_body_bytes=_opt(raw, "max_body_bytes", int, _default("server.max_body_bytes")),
         shutdown_grace=ctx.duration(raw, "shutdown_grace", "server",
-                                    _default("server.shutdown_grace")))
+                                    _default("server.shutdown_grace")),
+        read_timeout=ctx.duration(raw, "read_timeout", "server",
+                                  _default("server.read_timeout")),
+        max_connections=_opt(raw, "max_connections", int,
+                             _default("server.max_connections")))
 
 
 def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
@@ -471,7 +480,13 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
             busy_timeout=ctx.duration(storage, "busy_timeout", "storage",
                                       _default("storage.busy_timeout")),
             max_pending_writes=_opt(storage, "max_pending_writes", int,
-                                    _default("storage.max_pending_writes"))),
+                                    _default("storage.max_pending_writes")),
+            operation_timeout=ctx.duration(storage, "operation_timeout", "storage",
+                                           _default("storage.operation_timeout")),
+            max_queue_age=ctx.duration(storage, "max_queue_age", "storage",
+                                       _default("storage.max_queue_age")),
+            max_pending_bytes=_opt(storage, "max_pending_bytes", int,
+                                   _default("storage.max_pending_bytes"))),
         api_tokens=_api_tokens(ctx, api),
         api_open=api.get("open", _default("api.open")) is True,
         sources={n: _source(ctx, n, b) for n, b in named["sources"].items()},

@@ -63,7 +63,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                run_dispatcher: bool = True) -> web.Application:
     clock = clock or SystemClock()
     store = store or open_store(config.storage.url, config.storage.busy_timeout,
-                                config.storage.max_pending_writes)
+                                config.storage.max_pending_writes,
+                                settings=config.storage)
     metrics = Metrics()
     pipeline = Pipeline(config, build_sources(config), store, clock, metrics)
     dispatcher = Dispatcher(store, build_lanes(config), clock, metrics,

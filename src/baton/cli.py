@@ -47,8 +47,8 @@ def _load(value: str | None) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from ._serve import serve
+    from .api.state import METRICS
     from .app import create_app
     from .logging import configure
 
@@ -78,9 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"baton: no config given; running the built-in demo config on "
               f"{config.storage.url}, listening on {listen}", file=sys.stderr)
     try:
-        web.run_app(app, host=host, port=port,
-                    shutdown_timeout=config.server.shutdown_grace, access_log=None,
-                    print=None, handle_signals=True)
+        serve(app, host, port, shutdown_timeout=config.server.shutdown_grace,
+              read_timeout=config.server.read_timeout,
+              max_connections=config.server.max_connections, metrics=app[METRICS])
     except ConfigError as e:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)

@@ -39,6 +39,11 @@ class ServerConfig:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: float = 10.0
+    # Slow or idle clients (README: Connections): a connection must deliver a request's
+    # head within read_timeout of opening or of its last answer, and a body within
+    # read_timeout of its head. max_connections 0: the open-file limit less a reserve.
+    read_timeout: float = 15.0
+    max_connections: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class StorageConfig:
     url: str = "sqlite:///./baton-data/baton.db"
     busy_timeout: float = 5.0
     max_pending_writes: int = 10000
+    # Overload and a hung database (README: Overload): no caller waits past
+    # operation_timeout; request writes are shed once the oldest has waited max_queue_age
+    # or waiting bodies pass max_pending_bytes, well under a sender's own timeout.
+    operation_timeout: float = 10.0
+    max_queue_age: float = 2.0
+    max_pending_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

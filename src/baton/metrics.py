@@ -52,5 +52,12 @@ class Metrics:
                                    "(SQLite: its pages; PostgreSQL: Baton's tables with "
                                    "their indexes).", registry=r)
 
+        self.connections = Gauge("baton_connections_open",
+                                 "Client connections open (baton serve).", registry=r)
+        self.connections_refused = Counter(
+            "baton_connections_refused",
+            "Client connections closed at once because server.max_connections were open.",
+            registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

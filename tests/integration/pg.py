@@ -79,7 +79,9 @@ def kill_connections(schema: str) -> int:
 class Proxy:
     """A TCP proxy on loopback in front of the server, in a thread of its own: ``cut()``
     drops every connection and refuses new ones (the database is gone), ``restore()``
-    takes them again on the same port."""
+    takes them again on the same port. ``hang()`` keeps every connection open and accepts
+    new ones but forwards nothing, either way (a stalled server: TCP alive, no answers),
+    until ``resume()`` passes on what was held."""
 
     def __init__(self) -> None:
         params = conninfo_to_dict(PG_URL)
@@ -91,6 +93,8 @@ class Proxy:
                                         daemon=True)
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     def url(self, schema: str) -> str:
         return (f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.dbname}"
@@ -102,6 +106,7 @@ class Proxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.resume()
         self.cut()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
@@ -113,6 +118,16 @@ class Proxy:
         self._server = self._call(asyncio.start_server(
             self._handle, "127.0.0.1", self.port, reuse_address=True))
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def hang(self) -> None:
+        async def stop() -> None:
+            self._flowing.clear()
+        self._call(stop())
+
+    def resume(self) -> None:
+        async def go() -> None:
+            self._flowing.set()
+        self._call(go())
 
     def cut(self) -> None:
         async def close() -> None:
@@ -135,6 +150,7 @@ class Proxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             except OSError:

@@ -43,6 +43,8 @@ async def ingest(request: web.Request) -> web.Response:
         check_headers(request.headers, auth_headers(src_cfg.auth))
         check_source(src_cfg.auth, request)
         stage = "body"
+        # Overloaded: refuse before reading the body, so a storm cannot fill memory.
+        pipeline.store.admit(request.content_length or 0)
         adapter = pipeline.sources[name]
         raw = await raw_json_body(request,
                                   src_cfg.max_body_bytes or config.server.max_body_bytes,

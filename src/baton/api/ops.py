@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import resources
 
@@ -15,11 +16,21 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+# The readiness probe answers within this, whatever storage does: a probe that hangs is
+# as bad as none (kubelet and load balancers time out at 1-5 s by default).
+READY_TIMEOUT = 2.0
+
+
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when storage takes a write now (reachable is not enough: a full disk or a
+    read-only database still answers reads)."""
     try:
-        await request.app[state.STORE].ping()
+        await asyncio.wait_for(request.app[state.STORE].ready(), READY_TIMEOUT)
+    except TimeoutError:
+        raise StorageUnavailable(
+            f"storage did not take a write within {READY_TIMEOUT:g}s") from None
     except (StorageUnavailable, OSError) as e:
-        raise StorageUnavailable(f"storage not reachable: {e}") from None
+        raise StorageUnavailable(f"storage cannot take writes: {e}") from None
     return web.json_response({"status": "ready"})
 
 

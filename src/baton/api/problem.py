@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from ..errors import AuthError, Conflict, NotFound, PayloadError, StorageUnavailable
 from ..storable import storable
+from . import state
 
 log = structlog.get_logger("baton.api")
 PROBLEM = "application/problem+json"
@@ -84,12 +86,22 @@ async def raw_json_body(request: web.Request, max_bytes: int,
 
 
 async def read_limited(request: web.Request, max_bytes: int) -> bytes:
+    """The body, within ``server.read_timeout`` (408 after it): a client that trickles a
+    body must not hold its connection and the bytes read so far."""
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > max_bytes:
-            raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=size)
-        chunks.append(chunk)
+    deadline = request.config_dict[state.CONFIG].server.read_timeout
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,
+                                                        actual_size=size)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"the request body did not arrive within {deadline:g}s"
+        ) from None
     return b"".join(chunks)
 
 

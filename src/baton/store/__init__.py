@@ -45,9 +45,11 @@ class Engine(Protocol):
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    async def write(self, fn: Callable[[Tx], T], background: bool = False
-                    ) -> tuple[T, int]: ...
+    async def write(self, fn: Callable[[Tx], T], background: bool = False,
+                    priority: bool = False, size: int = 0) -> tuple[T, int]: ...
     async def read(self, fn: Callable[[Tx], T]) -> T: ...
+    def admit(self, size: int = 0) -> None: ...
+    def check_space(self) -> None: ...
 
 
 class OwnerLock(Protocol):
@@ -99,8 +101,11 @@ class Store:
         skip = self.engine.skip_locked
         return lambda tx: fn(lifecycle, Repo(tx, skip))
 
-    async def _write(self, fn: Callable[[Tx], T]) -> T:
-        result, enqueued = await self.engine.write(fn)
+    async def _write(self, fn: Callable[[Tx], T], priority: bool = False,
+                     size: int = 0) -> T:
+        """``priority``: the dispatcher's lane (claims, outcomes, timers), never shed and
+        never behind request writes. ``size``: request bytes the write holds (shedding)."""
+        result, enqueued = await self.engine.write(fn, priority=priority, size=size)
         if enqueued:
             self.on_enqueue()
         return result
@@ -108,11 +113,33 @@ class Store:
     async def ping(self) -> None:
         await self.engine.read(lambda tx: tx.one("SELECT 1 AS ok"))
 
+    async def ready(self) -> None:
+        """Raise StorageUnavailable unless storage can take a write now: its disk has room
+        and a one-row write commits (on the dispatcher's lane, so an ingest storm that is
+        being shed does not make the gateway look broken)."""
+        self.engine.check_space()
+        await self.engine.write(lambda tx: tx.run(
+            "UPDATE baton_meta SET value = value WHERE name = 'schema_version'"),
+            priority=True)
+
+    def admit(self, size: int = 0) -> None:
+        """Raise StorageUnavailable now if a request write of ``size`` bytes would be shed
+        (overload): cheap, so ingest asks before reading a body."""
+        self.engine.admit(size)
+
     # --- incidents -------------------------------------------------------------------
     async def ingest(self, source: str, body: str, routed: Sequence[RoutedAlert],
                      now: float, message_id: str | None = None) -> IngestResult:
         return await self._write(self._change(
-            lambda lc, db: lc.ingest(db, source, body, routed, now, message_id)))
+            lambda lc, db: lc.ingest(db, source, body, routed, now, message_id)),
+            size=len(body))
+
+    async def message_seen(self, source: str, message_id: str) -> bool:
+        """Whether a request with this message id was stored (see ``Pipeline._store``)."""
+        row = await self.engine.read(lambda tx: tx.one(
+            "SELECT 1 AS seen FROM inbound_messages WHERE source = ? AND message_id = ?",
+            (source, message_id)))
+        return row is not None
 
     async def acknowledge(self, incident_id: str, by: str, note: str | None,
                           now: float) -> dict[str, Any]:
@@ -134,7 +161,8 @@ class Store:
 
     async def fire_timers(self, now: float, limit: int = 200) -> int:
         """Fire escalation timers due at ``now`` (each once, with its effect)."""
-        return await self._write(self._change(lambda lc, db: lc.fire_due(db, now, limit)))
+        return await self._write(self._change(lambda lc, db: lc.fire_due(db, now, limit)),
+                                 priority=True)
 
     async def next_timer(self) -> float | None:
         return await self.engine.read(lambda tx: Repo(tx).next_due())
@@ -225,17 +253,14 @@ class Store:
             return [dataclasses.replace(c, incident=_notification_doc(tx, c))
                     for c in claimed]
 
-        return await self._write_plain(op)
-
-    async def _write_plain(self, fn: Callable[[Tx], T]) -> T:
-        result, _ = await self.engine.write(fn)
+        result, _ = await self.engine.write(op, priority=True)
         return result
 
     async def finish(self, outcome: DeliveryOutcome, worker: str) -> bool:
-        return await self._write(lambda tx: _d.finish(tx, outcome, worker))
+        return await self._write(lambda tx: _d.finish(tx, outcome, worker), priority=True)
 
     async def release(self, ids: list[str], worker: str, now: float) -> int:
-        return await self._write(lambda tx: _d.release(tx, ids, worker, now))
+        return await self._write(lambda tx: _d.release(tx, ids, worker, now), priority=True)
 
     async def recover(self, now: float) -> int:
         """Take back claims of a previous run at once. Only the owner of a single-process
@@ -243,7 +268,7 @@ class Store:
         replicas, a reader beside a server) a claim comes back when its lease ends."""
         if not (self.single_process and self.owner):
             return 0
-        return await self._write(lambda tx: _d.release_all(tx, now))
+        return await self._write(lambda tx: _d.release_all(tx, now), priority=True)
 
     async def retry_delivery(self, delivery_id: str, by: str, now: float) -> dict[str, Any]:
         await self._write(lambda tx: _d.retry(tx, delivery_id, by, now))
@@ -347,19 +372,25 @@ def _notification_doc(tx: Tx, c: ClaimedDelivery) -> dict[str, Any] | None:
 
 def open_store(url: str, busy_timeout: float = StorageConfig.busy_timeout,
                max_pending: int = StorageConfig.max_pending_writes,
-               create: bool = True) -> Store:
+               create: bool = True, settings: StorageConfig | None = None) -> Store:
     """``create=False``: a SQLite file that does not exist is an error, never created (the
-    CLI reads the store a server made; see ``baton.cli``)."""
+    CLI reads the store a server made; see ``baton.cli``). ``settings``: the deadline and
+    shedding bounds (``operation_timeout``, ``max_queue_age``, ``max_pending_bytes``)."""
+    cfg = settings or StorageConfig()
+    bounds: dict[str, Any] = {"timeout": cfg.operation_timeout,
+                              "max_queue_age": cfg.max_queue_age,
+                              "max_pending_bytes": cfg.max_pending_bytes}
     if url.startswith("sqlite:"):
         from .sqlite import OwnerLock, SQLiteEngine, path_from_url
 
         path = path_from_url(url)
         lock = None if path == ":memory:" else OwnerLock(path)  # private to this process
-        return Store(SQLiteEngine(url, busy_timeout, max_pending, create=create),
+        return Store(SQLiteEngine(url, busy_timeout, max_pending, create=create,
+                                  **bounds),
                      single_process=True, owner_lock=lock)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresEngine
 
         # Other replicas may hold claims: they are taken back only when their leases end.
-        return Store(PostgresEngine(url, busy_timeout, max_pending), single_process=False)
+        return Store(PostgresEngine(url, busy_timeout, max_pending, **bounds), single_process=False)
     raise ConfigError([f"storage.url: unsupported scheme in {url.split(':', 1)[0]!r}"])

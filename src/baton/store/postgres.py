@@ -87,7 +87,9 @@ class PostgresEngine(QueuedEngine):
     skip_locked = True
 
     def __init__(self, url: str, busy_timeout: float = 5.0, max_pending: int = 10000,
-                 writers: int = 4, readers: int = 2, retries: int = 3) -> None:
+                 writers: int = 4, readers: int = 2, retries: int = 3,
+                 timeout: float = 10.0, max_queue_age: float = 2.0,
+                 max_pending_bytes: int = 64 * 1024 * 1024) -> None:
         params, self._schema = parse_url(url)
         params.setdefault("application_name", "baton")
         params.setdefault("connect_timeout", str(max(2, math.ceil(busy_timeout))))
@@ -99,14 +101,20 @@ class PostgresEngine(QueuedEngine):
         self._params = params
         self._lock_timeout_ms = max(1, int(busy_timeout * 1000))
         self._max_pending = max_pending
+        self.timeout, self.max_queue_age = timeout, max_queue_age
+        self.max_pending_bytes = max_pending_bytes
+        self._init_backlogs()
         self._writers, self._readers, self._retries = writers, readers, retries
         self._writes: queue.Queue[Any] = queue.Queue()
+        # The dispatcher's writes (claims, outcomes, timers) on a connection of their own,
+        # so paging goes on while request writes occupy every other writer.
+        self._priority: queue.Queue[Any] = queue.Queue()
         self._reads: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._running = False
 
     # --- connections -----------------------------------------------------------------
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, deadline: bool = True) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(**self._params, autocommit=True)
         except psycopg.Error as e:
@@ -116,6 +124,14 @@ class PostgresEngine(QueuedEngine):
             # before the operation fails with a 503 instead of queueing up requests.
             conn.execute(sql.SQL("SET lock_timeout = {}").format(
                 sql.Literal(self._lock_timeout_ms)))
+            if deadline:
+                # The server gives up on a statement, and on a transaction its client left
+                # idle (a client that hung mid-transaction), by the callers' deadline:
+                # their locks go, and the operation fails instead of holding a writer.
+                ms = sql.Literal(max(1, int(self.timeout * 1000)))
+                conn.execute(sql.SQL("SET statement_timeout = {}").format(ms))
+                conn.execute(sql.SQL("SET idle_in_transaction_session_timeout = {}")
+                             .format(ms))
             if self._schema is not None:
                 conn.execute(sql.SQL("SET search_path TO {}").format(
                     sql.Identifier(self._schema)))
@@ -125,7 +141,7 @@ class PostgresEngine(QueuedEngine):
         return conn
 
     def start(self) -> None:
-        conn = self._connect()
+        conn = self._connect(deadline=False)  # creating tables may take its time
         try:
             if self._schema is not None and conn.execute(
                     "SELECT 1 FROM pg_namespace WHERE nspname = %s",
@@ -146,7 +162,9 @@ class PostgresEngine(QueuedEngine):
             for n in range(self._writers)] + [
             threading.Thread(target=self._worker, args=(self._reads, False),
                              name=f"baton-pg-reader-{n}", daemon=True)
-            for n in range(self._readers)]
+            for n in range(self._readers)] + [
+            threading.Thread(target=self._worker, args=(self._priority, True),
+                             name="baton-pg-dispatcher", daemon=True)]
         for t in self._threads:
             t.start()
         self._running = True
@@ -158,11 +176,12 @@ class PostgresEngine(QueuedEngine):
             self._writes.put(_STOP)
         for _ in range(self._readers):
             self._reads.put(_STOP)
+        self._priority.put(_STOP)
         for t in self._threads:
             t.join(timeout=10)
         self._threads = []
         # A write that passed the check in ``write`` while this ran must not wait forever.
-        for jobs in (self._writes, self._reads):
+        for jobs in (self._writes, self._reads, self._priority):
             while not jobs.empty():
                 item = jobs.get_nowait()
                 if item is not _STOP:
@@ -246,5 +265,8 @@ class PostgresEngine(QueuedEngine):
                     conn.close()
             raise
         return result, tx.enqueued
+
+    def _submit(self, item: tuple[Any, ...], background: bool, priority: bool) -> None:
+        (self._priority if priority else self._writes).put(item)
 
     # --- the Engine interface --------------------------------------------------------

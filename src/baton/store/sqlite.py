@@ -31,6 +31,9 @@ T = TypeVar("T")
 log = structlog.get_logger("baton.store")
 _STOP = object()
 _WAKE = object()  # a background write was queued
+# Free bytes below which the database's file system counts as full for readiness: the
+# WAL grows by whole pages per commit, and a commit that cannot grow it fails.
+MIN_FREE_BYTES = 16 * 1024 * 1024
 # Longest a background write waits behind foreground writes before it runs between two
 # of their groups anyway.
 BACKGROUND_MAX_WAIT = 1.0
@@ -97,7 +100,9 @@ class SQLiteEngine(QueuedEngine):
     skip_locked = False
 
     def __init__(self, url: str, busy_timeout: float = 5.0, max_pending: int = 10000,
-                 max_batch: int = 256, create: bool = True) -> None:
+                 max_batch: int = 256, create: bool = True, timeout: float = 10.0,
+                 max_queue_age: float = 2.0,
+                 max_pending_bytes: int = 64 * 1024 * 1024) -> None:
         path = path_from_url(url)
         self._create = create
         if path == ":memory:":
@@ -112,7 +117,13 @@ class SQLiteEngine(QueuedEngine):
         self._busy = busy_timeout
         self._max_pending = max_pending
         self._max_batch = max_batch
+        self.timeout, self.max_queue_age = timeout, max_queue_age
+        self.max_pending_bytes = max_pending_bytes
+        self._init_backlogs()
         self._writes: queue.Queue[Any] = queue.Queue()
+        # The dispatcher's writes (claims, outcomes, timers): taken before any request
+        # write still queued, so paging goes on while an ingest storm fills ``_writes``.
+        self._priority: queue.Queue[Any] = queue.Queue()
         # Background writes (pruning) run alone, when no foreground write waits: never in
         # a group with requests' writes, which would wait for them to commit.
         self._background: queue.Queue[Any] = queue.Queue()
@@ -171,7 +182,22 @@ class SQLiteEngine(QueuedEngine):
         if self._keepalive is not None:
             self._keepalive.close()
 
-    def _submit(self, item: tuple[Any, ...], background: bool) -> None:
+    def check_space(self) -> None:
+        if self._uri and self._create:
+            return  # in memory
+        try:
+            st = os.statvfs(Path(self._target).resolve().parent)
+        except OSError as e:
+            raise StorageUnavailable(f"cannot inspect the database's disk: {e}") from None
+        free = st.f_bavail * st.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise StorageUnavailable(f"the database's disk is full ({free} bytes free)")
+
+    def _submit(self, item: tuple[Any, ...], background: bool, priority: bool) -> None:
+        if priority:
+            self._priority.put(item)
+            self._writes.put(_WAKE)  # a writer blocked on an empty queue looks again
+            return
         if not background:
             self._writes.put(item)
             return
@@ -195,6 +221,10 @@ class SQLiteEngine(QueuedEngine):
         conn = self._connect()
         tx = Tx(conn)
         while True:
+            urgent = self._drain(self._priority)
+            if urgent:
+                self._run_batch(conn, tx, urgent)
+                continue
             try:
                 first = self._writes.get_nowait()
             except queue.Empty:
@@ -223,7 +253,9 @@ class SQLiteEngine(QueuedEngine):
             overdue = self._next_background(starved=False)
             if overdue is not None:
                 self._run_background(conn, tx, overdue)
-        # Background work still queued gets an answer: its caller must not wait forever.
+        # Work still queued gets an answer: its caller must not wait forever.
+        for item in self._drain(self._priority):
+            settle(item[1], item[2], None, StorageUnavailable("storage is closing"))
         while True:
             try:
                 _fn, loop, fut, _since = self._background.get_nowait()
@@ -231,6 +263,15 @@ class SQLiteEngine(QueuedEngine):
                 break
             settle(loop, fut, None, StorageUnavailable("storage is closing"))
         conn.close()
+
+    def _drain(self, lane: queue.Queue[Any]) -> list[Any]:
+        batch: list[Any] = []
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(lane.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _run_background(self, conn: sqlite3.Connection, tx: Tx, batch: list[Any]) -> None:
         """Background work (deleting what retention lets go) commits without its own fsync:
