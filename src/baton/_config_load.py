@@ -17,6 +17,7 @@ import yaml
 
 from . import plugin, signing
 from ._config_check import TEST_SETTINGS_ENV, Checker
+from ._config_keys import AUTH, CONNECTOR_KEYS, LEVEL, SOURCE_KEYS, default
 from ._config_schedule import build_people, build_schedules, build_teams, plain_times
 from .config import (
     ApiToken,
@@ -42,98 +43,6 @@ from .secret import Secret
 from .silence import parse_config_silences
 from .timeinterval import parse_time_intervals
 
-# Every key of config.schema.json the loader reads, by path ("*" any name, "[]" any list
-# item), with the dataclass field that holds its default: ``_default`` reads defaults only
-# from there, so they live in one place. None: read, but no default of ours (required
-# keys, sub-documents, lists). tests/unit/test_config_keys.py checks this table against
-# the schema both ways, and each schema "default" against its field. A new key goes into
-# the schema, this table and its builder.
-AUTH, LEVEL = "sources.*.auth", "policies.*.levels[]"
-Field = tuple[type, str] | None
-KEYS: dict[str, Field] = {
-    "server.listen": (ServerConfig, "listen"),
-    "server.max_body_bytes": (ServerConfig, "max_body_bytes"),
-    "server.shutdown_grace": (ServerConfig, "shutdown_grace"),
-    "server.read_timeout": (ServerConfig, "read_timeout"),
-    "server.max_connections": (ServerConfig, "max_connections"),
-    "storage.url": (StorageConfig, "url"),
-    "storage.busy_timeout": (StorageConfig, "busy_timeout"),
-    "storage.max_pending_writes": (StorageConfig, "max_pending_writes"),
-    "storage.operation_timeout": (StorageConfig, "operation_timeout"),
-    "storage.max_queue_age": (StorageConfig, "max_queue_age"),
-    "storage.max_pending_bytes": (StorageConfig, "max_pending_bytes"),
-    "api.tokens": None, "api.tokens[].name": None, "api.tokens[].token": None,
-    "api.open": (Config, "api_open"),
-    "sources.*.type": None, "sources.*.labels": None, "sources.*.defaults": None,
-    # The defaults mapping is taken whole; the schema names the keys it allows.
-    "sources.*.defaults.service": None, "sources.*.defaults.component": None,
-    "sources.*.defaults.environment": None, "sources.*.defaults.resource": None,
-    "sources.*.severity_map": None,
-    "sources.*.max_body_bytes": (SourceConfig, "max_body_bytes"),
-    "sources.*.no_data": (SourceConfig, "no_data"),
-    "sources.*.test": (SourceConfig, "test"),
-    AUTH: None, f"{AUTH}.type": None, f"{AUTH}.token": None, f"{AUTH}.tokens": None,
-    f"{AUTH}.username": None, f"{AUTH}.password": None, f"{AUTH}.passwords": None,
-    f"{AUTH}.secret": None, f"{AUTH}.secrets": None,
-    f"{AUTH}.header": (AuthConfig, "header"), f"{AUTH}.encoding": (AuthConfig, "encoding"),
-    f"{AUTH}.prefix": (AuthConfig, "prefix"),
-    f"{AUTH}.timestamp_header": (AuthConfig, "timestamp_header"),
-    f"{AUTH}.tolerance": (AuthConfig, "tolerance"),
-    "connectors.*.type": None,
-    "connectors.*.timeout": (ConnectorConfig, "timeout"),
-    "connectors.*.max_attempts": (ConnectorConfig, "max_attempts"),
-    "connectors.*.max_age": (ConnectorConfig, "max_age"),
-    "connectors.*.concurrency": (ConnectorConfig, "concurrency"),
-    "connectors.*.backoff": None,
-    "connectors.*.backoff.initial": (ConnectorConfig, "backoff_initial"),
-    "connectors.*.backoff.max": (ConnectorConfig, "backoff_max"),
-    "connectors.*.max_retry_after": (ConnectorConfig, "max_retry_after"),
-    "connectors.*.rate_limit": None, "connectors.*.rate_limit.count": None,
-    "connectors.*.rate_limit.per": (ConnectorConfig, "rate_limit_per"),
-    "connectors.*.sync_interval": (ConnectorConfig, "sync_interval"),
-    "routes[].name": None, "routes[].matchers": None, "routes[].policy": (Route, "policy"),
-    "routes[].continue": (Route, "continue_"), "routes[].group_by": None,
-    "routes[].routes": None, "routes[].mute_time_intervals": None,
-    "routes[].active_time_intervals": None,
-    "policies.*.levels": None, f"{LEVEL}.notify": None,
-    f"{LEVEL}.notify[].connector": None, f"{LEVEL}.notify[].to": None,
-    f"{LEVEL}.escalate_after": (Level, "escalate_after"),
-    f"{LEVEL}.remind_every": (Level, "remind_every"),
-    "policies.*.repeat": (Policy, "repeat"),
-    "policies.*.ack_timeout": (Policy, "ack_timeout"),
-    "dispatch.poll_interval": (DispatchConfig, "poll_interval"),
-    "dispatch.lease": (DispatchConfig, "lease"),
-    "dispatch.batch_size": (DispatchConfig, "batch_size"),
-    "logging.level": (LoggingConfig, "level"),
-    "logging.format": (LoggingConfig, "format"),
-    "retention": None,
-    "retention.raw_events": (RetentionConfig, "raw_events"),
-    "retention.resolved_incidents": (RetentionConfig, "resolved_incidents"),
-    "retention.replay_ids": (RetentionConfig, "replay_ids"),
-    "retention.interval": (RetentionConfig, "interval"),
-    "retention.batch_size": (RetentionConfig, "batch_size"),
-}
-# Keys for people reading the file, which the loader skips on purpose.
-NOT_READ = frozenset({"policies.*.description"})
-# Top-level sections another module builds from the raw document, with their keys.
-BUILT_ELSEWHERE = {
-    "people": "baton._config_schedule", "teams": "baton._config_schedule",
-    "schedules": "baton._config_schedule", "time_intervals": "baton.timeinterval",
-    "inhibit_rules": "baton.inhibit",
-    "silences": "baton.silence",
-}
-SOURCE_KEYS = frozenset(k.split(".")[2] for k in KEYS if k.count(".") == 2
-                        and k.startswith("sources.*."))
-CONNECTOR_KEYS = frozenset(k.split(".")[2] for k in KEYS if k.count(".") == 2
-                           and k.startswith("connectors.*."))
-
-
-def _default(key: str) -> Any:
-    """The default of the config key at schema path ``key``: its dataclass field's."""
-    owner = KEYS[key]
-    if owner is None:
-        raise KeyError(f"{key} has no default field in KEYS")
-    return getattr(*owner)
 # ``to: <kind>:<id>`` kinds checked against the section that defines them.
 RECIPIENT_SECTIONS = {"person": "people", "team": "teams", "schedule": "schedules"}
 
@@ -208,7 +117,7 @@ def _strings(node: dict[str, Any], key: str) -> tuple[str, ...]:
 
 
 def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
-    listen = _opt(raw, "listen", str, _default("server.listen"))
+    listen = _opt(raw, "listen", str, default("server.listen"))
     if "server.listen" not in ctx.bad:  # the schema's pattern said it already
         try:
             parse_listen(listen)
@@ -216,13 +125,13 @@ def _server(ctx: Checker, raw: dict[str, Any]) -> ServerConfig:
             ctx.add("server.listen", str(exc))
     return ServerConfig(
         listen=listen,
-        max_body_bytes=_opt(raw, "max_body_bytes", int, _default("server.max_body_bytes")),
+        max_body_bytes=_opt(raw, "max_body_bytes", int, default("server.max_body_bytes")),
         shutdown_grace=ctx.duration(raw, "shutdown_grace", "server",
-                                    _default("server.shutdown_grace")),
+                                    default("server.shutdown_grace")),
         read_timeout=ctx.duration(raw, "read_timeout", "server",
-                                  _default("server.read_timeout")),
+                                  default("server.read_timeout")),
         max_connections=_opt(raw, "max_connections", int,
-                             _default("server.max_connections")))
+                             default("server.max_connections")))
 
 
 def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
@@ -274,12 +183,12 @@ def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
                     ctx.add(f"{path}.secret" if "secret" in auth else f"{path}.secrets[{i}]",
                             "not a Standard Webhooks secret (whsec_ followed by base64)")
         return AuthConfig(
-            kind, secrets=secrets, header=_opt(auth, "header", str, _default(f"{AUTH}.header")),
-            encoding=_opt(auth, "encoding", str, _default(f"{AUTH}.encoding")),
-            prefix=_opt(auth, "prefix", str, _default(f"{AUTH}.prefix")),
+            kind, secrets=secrets, header=_opt(auth, "header", str, default(f"{AUTH}.header")),
+            encoding=_opt(auth, "encoding", str, default(f"{AUTH}.encoding")),
+            prefix=_opt(auth, "prefix", str, default(f"{AUTH}.prefix")),
             timestamp_header=_opt(auth, "timestamp_header", str,
-                                  _default(f"{AUTH}.timestamp_header")),
-            tolerance=ctx.duration(auth, "tolerance", path, _default(f"{AUTH}.tolerance"),
+                                  default(f"{AUTH}.timestamp_header")),
+            tolerance=ctx.duration(auth, "tolerance", path, default(f"{AUTH}.tolerance"),
                                    positive=True))
     config = AuthConfig(kind, tokens=many("token", "tokens"),
                         username=_opt(auth, "username", str, None),
@@ -301,9 +210,9 @@ def _source(ctx: Checker, name: str, block: dict[str, Any]) -> SourceConfig:
         defaults={k: v for k, v in _dict(block, "defaults").items() if isinstance(v, str)},
         severity_map={k: v for k, v in _dict(block, "severity_map").items()
                       if isinstance(v, str)},
-        no_data=_opt(block, "no_data", str, _default("sources.*.no_data")),
-        test=_opt(block, "test", str, _default("sources.*.test")),
-        max_body_bytes=_opt(block, "max_body_bytes", int, _default("sources.*.max_body_bytes")))
+        no_data=_opt(block, "no_data", str, default("sources.*.no_data")),
+        test=_opt(block, "test", str, default("sources.*.test")),
+        max_body_bytes=_opt(block, "max_body_bytes", int, default("sources.*.max_body_bytes")))
 
 
 def _connector(ctx: Checker, name: str, block: dict[str, Any]) -> ConnectorConfig:
@@ -312,26 +221,26 @@ def _connector(ctx: Checker, name: str, block: dict[str, Any]) -> ConnectorConfi
     ctx.typed("connector", plugin.CONNECTOR_GROUP, block.get("type"), options, path)
     backoff = _dict(block, "backoff")
     initial = ctx.duration(backoff, "initial", f"{path}.backoff",
-                           _default("connectors.*.backoff.initial"), positive=True)
+                           default("connectors.*.backoff.initial"), positive=True)
     maximum = ctx.duration(backoff, "max", f"{path}.backoff",
-                           _default("connectors.*.backoff.max"), positive=True)
+                           default("connectors.*.backoff.max"), positive=True)
     if initial > maximum:
         ctx.add(f"{path}.backoff", f"initial ({format_duration(initial)}) is larger than "
                                    f"max ({format_duration(maximum)})")
     return ConnectorConfig(
         name=name, type=_opt(block, "type", str, ""), options=ctx.secrets(options, path),
-        timeout=ctx.duration(block, "timeout", path, _default("connectors.*.timeout"),
+        timeout=ctx.duration(block, "timeout", path, default("connectors.*.timeout"),
                              positive=True),
-        max_attempts=_opt(block, "max_attempts", int, _default("connectors.*.max_attempts")),
-        max_age=ctx.duration(block, "max_age", path, _default("connectors.*.max_age"),
+        max_attempts=_opt(block, "max_attempts", int, default("connectors.*.max_attempts")),
+        max_age=ctx.duration(block, "max_age", path, default("connectors.*.max_age"),
                              positive=True),
-        concurrency=_opt(block, "concurrency", int, _default("connectors.*.concurrency")),
+        concurrency=_opt(block, "concurrency", int, default("connectors.*.concurrency")),
         backoff_initial=initial, backoff_max=maximum,
         max_retry_after=ctx.duration(block, "max_retry_after", path,
-                                     _default("connectors.*.max_retry_after")),
+                                     default("connectors.*.max_retry_after")),
         rate_limit=_rate_limit(ctx, block, path),
         sync_interval=ctx.duration(block, "sync_interval", path,
-                                   _default("connectors.*.sync_interval"), positive=True))
+                                   default("connectors.*.sync_interval"), positive=True))
 
 
 def _rate_limit(ctx: Checker, block: dict[str, Any], path: str) -> tuple[int, float] | None:
@@ -339,7 +248,7 @@ def _rate_limit(ctx: Checker, block: dict[str, Any], path: str) -> tuple[int, fl
     if not isinstance(raw, dict) or not isinstance(raw.get("count"), int):
         return None  # absent, or already reported by the schema
     per = ctx.duration(raw, "per", f"{path}.rate_limit",
-                       _default("connectors.*.rate_limit.per"), positive=True)
+                       default("connectors.*.rate_limit.per"), positive=True)
     return raw["count"], per
 
 
@@ -370,12 +279,12 @@ def _policy(ctx: Checker, name: str, raw: dict[str, Any], data: dict[str, Any]) 
         levels.append(Level(
             notify=tuple(t for t in targets if t is not None),
             escalate_after=ctx.duration(_dict(level), "escalate_after", path,
-                                        _default(f"{LEVEL}.escalate_after"), positive=True),
+                                        default(f"{LEVEL}.escalate_after"), positive=True),
             remind_every=ctx.duration(_dict(level), "remind_every", path,
-                                      _default(f"{LEVEL}.remind_every"), positive=True)))
-    return Policy(name, tuple(levels), _opt(raw, "repeat", int, _default("policies.*.repeat")),
+                                      default(f"{LEVEL}.remind_every"), positive=True)))
+    return Policy(name, tuple(levels), _opt(raw, "repeat", int, default("policies.*.repeat")),
                   ctx.duration(raw, "ack_timeout", f"policies.{name}",
-                               _default("policies.*.ack_timeout"), positive=True))
+                               default("policies.*.ack_timeout"), positive=True))
 
 
 def _interval_names(raw: Any) -> set[str]:
@@ -402,7 +311,7 @@ def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
                 matchers.extend(parse_matchers(text) if isinstance(text, str) else ())
             except ValueError as exc:
                 ctx.add(f"{rpath}.matchers[{j}]", str(exc))
-        policy = _opt(raw, "policy", str, _default("routes[].policy"))
+        policy = _opt(raw, "policy", str, default("routes[].policy"))
         if policy is not None and _unknown(data, "policies", policy):
             ctx.add(f"{rpath}.policy", f'unknown policy "{policy}"')
         group_by = _strings(raw, "group_by")
@@ -415,7 +324,7 @@ def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
                     ctx.add(f"{rpath}.{key}[{j}]", f'unknown time interval "{ref}"')
         out.append(Route(
             name=name, matchers=tuple(matchers), policy=policy,
-            continue_=raw.get("continue", _default("routes[].continue")) is True,
+            continue_=raw.get("continue", default("routes[].continue")) is True,
             group_by=group_by,
             routes=_routes(ctx, _list(raw, "routes"), f"{rpath}.routes", data, names),
             mute_time_intervals=_strings(raw, "mute_time_intervals"),
@@ -426,7 +335,7 @@ def _routes(ctx: Checker, items: list[Any], path: str, data: dict[str, Any],
 def _retention(ctx: Checker, raw: dict[str, Any],
                sources: Mapping[str, SourceConfig]) -> RetentionConfig:
     replay_ids = ctx.duration(raw, "replay_ids", "retention",
-                              _default("retention.replay_ids"), positive=True)
+                              default("retention.replay_ids"), positive=True)
     # A signed request older than its source's tolerance is refused by its timestamp;
     # until then only the remembered id refuses a replay, so it must live at least as long.
     for name, src in sorted(sources.items()):
@@ -437,14 +346,14 @@ def _retention(ctx: Checker, raw: dict[str, Any],
                     "be taken again")
     return RetentionConfig(
         raw_events=ctx.duration(raw, "raw_events", "retention",
-                                _default("retention.raw_events"), positive=True),
+                                default("retention.raw_events"), positive=True),
         resolved_incidents=ctx.duration(raw, "resolved_incidents", "retention",
-                                        _default("retention.resolved_incidents"),
+                                        default("retention.resolved_incidents"),
                                         positive=True),
         replay_ids=replay_ids,
-        interval=ctx.duration(raw, "interval", "retention", _default("retention.interval"),
+        interval=ctx.duration(raw, "interval", "retention", default("retention.interval"),
                               positive=True),
-        batch_size=_opt(raw, "batch_size", int, _default("retention.batch_size")))
+        batch_size=_opt(raw, "batch_size", int, default("retention.batch_size")))
 
 
 def build(data: Any, base_dir: Path, environ: Mapping[str, str]
@@ -468,7 +377,7 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
                   if isinstance(k, str) and isinstance(v, dict)}
         for section in ("sources", "connectors", "policies")}
     storage, dispatch, log = _dict(data, "storage"), _dict(data, "dispatch"), _dict(data, "logging")
-    url = _opt(storage, "url", str, _default("storage.url"))
+    url = _opt(storage, "url", str, default("storage.url"))
     if url == "sqlite://:memory:" and ctx.environ.get(TEST_SETTINGS_ENV) != "1":
         ctx.add("storage.url", "an in-memory database is lost on exit, for tests only; "
                                f"refused unless the environment has {TEST_SETTINGS_ENV}=1")
@@ -478,29 +387,29 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
         storage=StorageConfig(
             url=url,
             busy_timeout=ctx.duration(storage, "busy_timeout", "storage",
-                                      _default("storage.busy_timeout")),
+                                      default("storage.busy_timeout")),
             max_pending_writes=_opt(storage, "max_pending_writes", int,
-                                    _default("storage.max_pending_writes")),
+                                    default("storage.max_pending_writes")),
             operation_timeout=ctx.duration(storage, "operation_timeout", "storage",
-                                           _default("storage.operation_timeout")),
+                                           default("storage.operation_timeout")),
             max_queue_age=ctx.duration(storage, "max_queue_age", "storage",
-                                       _default("storage.max_queue_age")),
+                                       default("storage.max_queue_age")),
             max_pending_bytes=_opt(storage, "max_pending_bytes", int,
-                                   _default("storage.max_pending_bytes"))),
+                                   default("storage.max_pending_bytes"))),
         api_tokens=_api_tokens(ctx, api),
-        api_open=api.get("open", _default("api.open")) is True,
+        api_open=api.get("open", default("api.open")) is True,
         sources={n: _source(ctx, n, b) for n, b in named["sources"].items()},
         connectors={n: _connector(ctx, n, b) for n, b in named["connectors"].items()},
         routes=_routes(ctx, _list(data, "routes"), "routes", data, {}),
         policies={n: _policy(ctx, n, b, data) for n, b in named["policies"].items()},
         dispatch=DispatchConfig(
             poll_interval=ctx.duration(dispatch, "poll_interval", "dispatch",
-                                       _default("dispatch.poll_interval"), positive=True),
-            lease=ctx.duration(dispatch, "lease", "dispatch", _default("dispatch.lease"),
+                                       default("dispatch.poll_interval"), positive=True),
+            lease=ctx.duration(dispatch, "lease", "dispatch", default("dispatch.lease"),
                                positive=True),
-            batch_size=_opt(dispatch, "batch_size", int, _default("dispatch.batch_size"))),
-        logging=LoggingConfig(level=_opt(log, "level", str, _default("logging.level")),
-                              format=_opt(log, "format", str, _default("logging.format"))),
+            batch_size=_opt(dispatch, "batch_size", int, default("dispatch.batch_size"))),
+        logging=LoggingConfig(level=_opt(log, "level", str, default("logging.level")),
+                              format=_opt(log, "format", str, default("logging.format"))),
         people=build_people(ctx, data), teams=build_teams(ctx, data),
         schedules=build_schedules(ctx, data),
         time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),

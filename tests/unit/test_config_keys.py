@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from baton import schema
-from baton._config_load import BUILT_ELSEWHERE, KEYS, NOT_READ
+from baton._config_keys import BUILT_ELSEWHERE, KEYS, NOT_READ
 from baton.duration import parse_duration
 
 # Definitions read whole by one check (a secret reference, a duration), not key by key.
