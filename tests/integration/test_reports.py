@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import PROBLEM, ClientFactory, Gateway, Sink, alert, config_dict, start_gateway
 
-from baton import cli
+from baton import _cli_store, cli
 from baton.clock import FakeClock
 from baton.store.views import ts
 
@@ -257,7 +257,7 @@ async def test_the_command_prints_the_api_documents(
     path = tmp_path / "baton.yaml"
     path.write_text(yaml.safe_dump(reports_config(tmp_path, "http://127.0.0.1:9/hook")))
     # The command reads the wall clock; here it reads the gateway's fake one.
-    monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=gw.clock.now))
+    monkeypatch.setattr(_cli_store, "time", types.SimpleNamespace(time=gw.clock.now))
 
     async def baton(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
