@@ -258,6 +258,11 @@ class Lifecycle:
         hold = self._suppression(db, inc, now)
         if hold is not None:
             self._hold(db, inc, hold, now)
+        elif inc["suppressed"] is not None:
+            self._recheck(db, incident_id, now)  # its hold ended: lifted, and notified
+        elif self._never_notified(db, inc):
+            # Held at open and acknowledged while held: nobody was ever told.
+            self._start(db, inc, now, {})
         else:
             self._arm_step(db, inc, _snapshot(inc), _step(inc), now)
         # Those told of the acknowledgement hear that it no longer holds (the document
@@ -386,7 +391,7 @@ class Lifecycle:
             # Acknowledged: the acknowledgement holds it now (its lapse checks again).
             db.timeline(incident_id, now, "unsuppressed", "baton", detail)
             return
-        if db.count_entries(incident_id, "routed") == 0:
+        if self._never_notified(db, inc):
             db.timeline(incident_id, now, "unsuppressed", "baton", detail)
             self._start(db, inc, now, {"after": after})
             return
@@ -399,6 +404,12 @@ class Lifecycle:
         if next_at is not None:
             detail["escalate_at"] = _ts(next_at)
         db.timeline(incident_id, now, "unsuppressed", "baton", detail)
+
+    def _never_notified(self, db: Ledger, inc: dict[str, Any]) -> bool:
+        """Held from the start, and no step notified since (a person's escalate while it
+        was held did notify: then it goes on from that level)."""
+        return (db.count_entries(inc["id"], "routed") == 0
+                and not db.triggered_targets(inc["id"]))
 
     # --- escalation ------------------------------------------------------------------
     def _start(self, db: Ledger, inc: dict[str, Any], now: float,

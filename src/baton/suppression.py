@@ -137,9 +137,10 @@ class Suppressor:
             holds.append(hold)
         if not holds:
             return None
+        # Free as soon as any one alert is: the earliest end of any alert's hold.
         untils = [h.until for h in holds if h.until is not None]
         return Hold(holds[0].reason, tuple(x for h in holds for x in h.holders),
-                    min(untils) if len(untils) == len(holds) else None)
+                    min(untils) if untils else None)
 
     def check_alert(self, reads: Reads, key: AlertKey, labels: Mapping[str, str],
                     now: float, silences: Sequence[Mapping[str, Any]] | None = None

@@ -252,3 +252,77 @@ async def test_a_person_at_two_levels_gets_one_message_per_step(
     (escalated,) = [e for e in doc["timeline"] if e["type"] == "escalated"]
     assert [t.get("action", "trigger") for t in escalated["detail"]["targets"]] == [
         "update", "trigger"]
+
+
+async def test_held_at_open_acknowledged_lifted_then_unacknowledged_pages_level_1(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    data = config_dict(tmp_path, receiver.url)
+    data["routes"] = [{"name": "all", "policy": "notify"}]
+    data["policies"] = {"notify": {"levels": [{"notify": ["hook"]}]}}  # one level
+    gw = await start_gateway(aiohttp_client, data, tmp_path, clock=clock)
+    walk = Walk(gw)
+    await silence(gw, ['service="db"'], "30m")
+    inc = await open_one(gw, alert("db1", service="db"))
+    await gw.post(f"/v1/incidents/{inc}/acknowledge", {"by": "alice"}, 200)
+    await walk.to(40 * M)       # silence over; lifted while acknowledged
+    await gw.post(f"/v1/incidents/{inc}/unacknowledge", {"by": "alice"}, 200)
+    await walk.to(24 * 60 * M, every=30 * M)
+    doc = await gw.incident(inc)
+    assert doc["status"] == "triggered" and doc["suppressed"] is None
+    # Triggered and no longer suppressed: level 1 must hear of it (it never did).
+    assert ("hook", "trigger") in [(c, a) for _t, c, a in sent(receiver, walk.t0)], \
+        [e["type"] for e in doc["timeline"]]
+
+
+async def test_a_group_held_for_two_reasons_lifts_when_the_first_ends(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    data = config_dict(tmp_path, receiver.url)
+    data["inhibit_rules"] = [{"source_matchers": ['alertname="NodeDown"'],
+                              "target_matchers": ['severity="warning"'],
+                              "equal": ["instance"]}]
+    data["routes"] = [{"name": "grp", "matchers": ['service="db"'], "policy": "notify",
+                       "group_by": ["service"]},
+                      {"name": "all", "policy": "notify"}]
+    data["policies"] = {"notify": {"levels": [{"notify": ["hook"]}]}}
+    gw = await start_gateway(aiohttp_client, data, tmp_path, clock=clock)
+    walk = Walk(gw)
+    # the inhibitor, in its own incident (route "all")
+    await gw.ingest(alert("down", severity="critical",
+                          labels={"alertname": "NodeDown", "instance": "n1"}))
+    await walk.settle()
+    before = len(receiver.received)
+    await silence(gw, ['alertname="DbSlow"'], "30m")
+    inc = await open_one(gw, [
+        alert("a", service="db", labels={"alertname": "DbSlow"}),            # silenced
+        alert("b", service="db", severity="warning",
+              labels={"alertname": "DiskSlow", "instance": "n1"})])          # inhibited
+    await walk.settle()
+    assert (await gw.incident(inc))["suppressed"] is not None
+    await walk.to(31 * M)  # the silence ended at 30m: "a" may notify now
+    got = [r for r in receiver.received[before:] if r.incident_id == inc]
+    # "a" is free when its silence ends: the hold's end is the earliest alert's, not
+    # "none" because "b"'s inhibition has no end of its own.
+    assert got, "still held after the silence ended"
+
+
+async def test_an_escalation_made_while_held_is_kept_when_the_hold_lifts(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock,
+        tmp_path: Path) -> None:
+    data = config_dict(tmp_path, receiver.url)
+    data["connectors"]["pager"] = {"type": "webhook", "url": receiver.url}
+    data["routes"] = [{"name": "all", "policy": "notify"}]
+    data["policies"] = {"notify": {"levels": [
+        {"notify": ["hook"], "escalate_after": "10m"}, {"notify": ["pager"]}]}}
+    gw = await start_gateway(aiohttp_client, data, tmp_path, clock=clock)
+    walk = Walk(gw)
+    await silence(gw, ['service="db"'], "30m")
+    inc = await open_one(gw, alert("db1", service="db"))
+    await gw.post(f"/v1/incidents/{inc}/escalate", {"by": "alice", "reason": "now"}, 200)
+    await walk.to(5 * M)
+    assert (await gw.incident(inc))["escalation"]["level"] == 2
+    await walk.to(31 * M)  # the silence ends
+    doc = await gw.incident(inc)
+    # Level 2 was notified by hand: the lift goes on from there, not from level 1.
+    assert doc["escalation"]["level"] == 2, [e["type"] for e in doc["timeline"]]

@@ -57,14 +57,24 @@ class Repo:
         return self.tx.one("SELECT * FROM incidents WHERE id = ?" + tail,  # noqa: S608
                            (incident_id,))
 
+    def _lock(self, of: str = "") -> str:
+        # PostgreSQL: ingest decides on these rows (acknowledge, join, close), so they are
+        # locked, and a row a concurrent resolve closed meanwhile is re-checked against
+        # ``open_key`` when the lock is granted and drops out instead of being revived.
+        if self.tx.dialect != "postgresql":
+            return ""
+        return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
+
     def holding(self, source: str, dedup_key: str) -> list[dict[str, Any]]:
         """The open incidents holding an alert (same source, same dedup key)."""
-        return self.tx.all("SELECT i.* FROM alerts a JOIN incidents i ON i.id = a.incident_id "
-                           "WHERE a.dedup_key = ? AND a.source = ? "
-                           "AND i.open_key IS NOT NULL ORDER BY i.id", (dedup_key, source))
+        return self.tx.all("SELECT i.* FROM alerts a JOIN incidents i "  # noqa: S608
+                           "ON i.id = a.incident_id WHERE a.dedup_key = ? AND a.source = ? "
+                           "AND i.open_key IS NOT NULL ORDER BY i.id" + self._lock("i"),
+                           (dedup_key, source))
 
     def open_with_key(self, key: str) -> dict[str, Any] | None:
-        return self.tx.one("SELECT * FROM incidents WHERE open_key = ?", (key,))
+        return self.tx.one("SELECT * FROM incidents WHERE open_key = ?"  # noqa: S608
+                           + self._lock(), (key,))
 
     def latest_with_key(self, key: str) -> str | None:
         row = self.tx.one("SELECT id FROM incidents WHERE incident_key = ? "
@@ -155,8 +165,13 @@ class Repo:
             params = []
         offset = 0
         while True:
-            rows = self.tx.all(f"SELECT * FROM ({sql}) AS c ORDER BY 1, 2, 3 "  # noqa: S608
-                               "LIMIT ? OFFSET ?", [*params, page, offset])
+            # Only alerts of incidents still open: the index is emptied when one closes,
+            # and this keeps a row a race left behind from inhibiting anything.
+            rows = self.tx.all(
+                "SELECT c.incident_id, c.source, c.dedup_key "  # noqa: S608
+                f"FROM ({sql}) AS c JOIN incidents i ON i.id = c.incident_id "
+                "WHERE i.open_key IS NOT NULL ORDER BY 1, 2, 3 LIMIT ? OFFSET ?",
+                [*params, page, offset])
             for r in rows:
                 yield (r["incident_id"], r["source"], r["dedup_key"])
             if len(rows) < page:
@@ -192,9 +207,11 @@ class Repo:
     def update_pending(self, incident_id: str, target: TargetSpec) -> bool:
         """An update to this target is waiting (not yet claimed): it will carry whatever
         the incident is when it is sent."""
-        return self.tx.one("SELECT 1 AS x FROM deliveries WHERE incident_id = ? AND "
+        # Locked on PostgreSQL: a claim taking it meanwhile (its document built before
+        # this change commits) makes it in_flight, and then a new update is queued.
+        return self.tx.one("SELECT 1 AS x FROM deliveries WHERE incident_id = ? AND "  # noqa: S608
                            "connector = ? AND action = 'update' AND state = 'pending' "
-                           "AND target = ? LIMIT 1",
+                           "AND target = ? LIMIT 1" + self._lock(),
                            (incident_id, target.connector,
                             dumps(target.to_dict()))) is not None
 
@@ -269,8 +286,12 @@ class Repo:
             self.tx.insert("holds", {"incident_id": incident_id, "holder": holder})
 
     def recheck_held_by(self, holder: str, now: float) -> int:
-        """Bring the recheck of every incident ``holder`` holds forward to ``now``."""
+        """A recheck due ``now`` for every incident ``holder`` holds. A new timer rather
+        than moving the pending one forward: a concurrent transaction may be replacing
+        that one (PostgreSQL), and a move would then find nothing to move. A spare
+        recheck is harmless: it finds the incident lifted, or holds it quietly."""
         return self.tx.run(
-            "UPDATE timers SET due_at = ? WHERE kind = 'unsuppress' AND state = 'pending' "
-            "AND due_at > ? AND incident_id IN (SELECT incident_id FROM holds "
-            "WHERE holder = ?)", (now, now, holder))
+            "INSERT INTO timers (id, incident_id, kind, due_at, state, level, loop_no, seq, "
+            "created_at) SELECT ? || h.incident_id, h.incident_id, 'unsuppress', ?, "
+            "'pending', 0, 0, 0, ? FROM holds h WHERE h.holder = ?",
+            (new_id(now) + ":", now, now, holder))
