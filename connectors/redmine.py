@@ -343,7 +343,8 @@ class RedmineConnector(Connector):
         _, doc = await self._call(http, "GET", f"/issues/{issue_id}.json",
                                   params=[("include", "journals")])
         closing = [j for j in ((doc or {}).get("issue") or {}).get("journals") or ()
-                   if any(d.get("name") == "status_id" and str(d.get("new_value")).isdigit()
+                   if any(d.get("name") == "status_id" and str(d.get("new_value")).isdecimal()
+                          and str(d.get("new_value")).isascii()
                           and int(d["new_value"]) in (self._closed_ids or set())
                           for d in j.get("details") or ())]
         return closing[-1] if closing else None

@@ -35,7 +35,8 @@ def parse_since(value: str | None) -> float:
 
 def parse_limit(value: str | None) -> int:
     raw = value or str(DEFAULT_LIMIT)
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isascii and a length: str.isdigit takes "²" and 5,000 digits, which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_LIMIT:
         raise PayloadError(f"limit must be an integer from 1 to {MAX_LIMIT}", ["limit"])
     return int(raw)
 

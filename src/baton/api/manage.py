@@ -40,7 +40,8 @@ def actor_name(token: str | None, by: str | None) -> str:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit") or "50"  # "?limit=" is unset, as for every parameter
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    # isascii: str.isdigit also takes "²", which int() refuses (a 500, not a 400).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 500:
         raise PayloadError("limit must be an integer from 1 to 500", ["limit"])
     return int(raw)
 
