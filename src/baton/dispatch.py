@@ -221,7 +221,15 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the delivery boundary: a connector bug must not kill us
-            log.exception("connector raised", error_type=e.__class__.__name__)
+            # Not log.exception: a traceback's text is not scrubbed, and a connector's
+            # exception may quote its secrets; the scrubbed message and the frame are.
+            tb = e.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = (f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None
+                     else "?")
+            log.error("connector raised", error_type=e.__class__.__name__,
+                      error=lane.connector.scrub(str(e), 300), at=where)
             return Outcome.retryable(f"connector error: {e.__class__.__name__}")
 
     def _decide(self, lane: Lane, d: ClaimedDelivery, outcome: Outcome,

@@ -56,8 +56,10 @@ class Syncer:
                 raise
             except Exception as e:  # the vendor or storage failed: try again next round
                 self.metrics.syncs.labels(name, "failed").inc()
+                # Scrubbed before it is cut: the text may quote a URL or header with a
+                # secret in it, and a cut must not leave half of one behind.
                 log.warning("sync round failed", error_type=type(e).__name__,
-                            error=str(e)[:300])
+                            error=lane.connector.scrub(str(e), 300))
             finally:
                 structlog.contextvars.unbind_contextvars("connector")
         return applied

@@ -25,6 +25,7 @@ from helpers import (
     start_gateway,
 )
 
+import baton.store as store_module
 from baton import signing
 from baton.clock import FakeClock
 from baton.ingest import CHUNK_ALERTS
@@ -165,6 +166,7 @@ async def test_readyz_fails_when_the_database_disk_is_full(
         return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, 0, 0, st.f_files,
                                   st.f_ffree, st.f_favail, st.f_flag, st.f_namemax))
 
+    monkeypatch.setattr(store_module, "READY_CACHE", 0.0)  # each probe looks again
     monkeypatch.setattr(os, "statvfs", full)
     resp = await gw.client.get("/readyz")
     assert (resp.status, resp.content_type) == (503, PROBLEM)
@@ -223,3 +225,24 @@ async def test_a_redelivered_big_signed_batch_is_a_replay(
     assert answers[1] == {"accepted": 0, "incidents": [], "replayed": True}
     assert db_rows(tmp_path, "SELECT COUNT(*) AS n FROM events")[0]["n"] == 3
     assert db_rows(tmp_path, "SELECT MAX(event_count) AS n FROM incidents")[0]["n"] == 1
+
+
+async def test_concurrent_probes_share_one_readiness_write(
+        aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever can reach /readyz cannot queue writes on the dispatcher's lane: probes
+    that come together share one check, and its answer for a moment after."""
+    gw = await gateway(aiohttp_client, tmp_path, clock)
+    engine = gw.store.engine
+    real = engine.write
+    priority_writes = 0
+
+    async def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal priority_writes
+        priority_writes += bool(kwargs.get("priority"))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "write", counting)
+    answers = await asyncio.gather(*(gw.client.get("/readyz") for _ in range(64)))
+    assert [r.status for r in answers] == [200] * 64
+    assert priority_writes == 1

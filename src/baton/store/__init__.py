@@ -7,12 +7,14 @@ connection pool and ``FOR UPDATE SKIP LOCKED`` claims).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..config import StorageConfig
-from ..errors import ConfigError, Conflict, NotFound
+from ..errors import ConfigError, Conflict, NotFound, StorageUnavailable
 from ..lifecycle import Lifecycle
 from ..plugin import CallbackEvent
 from ..records import (
@@ -35,6 +37,8 @@ from .repo import Repo
 from .tx import Tx
 
 T = TypeVar("T")
+# How long a readiness answer is reused by the probes that come after it.
+READY_CACHE = 1.0
 
 __all__ = ["ClaimedDelivery", "DeliveryOutcome", "IngestResult", "Resolver", "RoutedAlert",
            "Store", "TargetSpec", "open_store", "unresolved"]
@@ -72,6 +76,9 @@ class Store:
         self.resolver: Resolver = unresolved
         # Silences in storage always apply; config adds its silences, inhibition rules
         # and routes' time intervals.
+        self._ready_lock: asyncio.Lock | None = None  # made on the serving loop
+        self._ready_at = float("-inf")
+        self._ready_error: StorageUnavailable | None = None
         self.suppressor = Suppressor()
 
     def open(self, *, owner: bool = False) -> None:
@@ -116,11 +123,24 @@ class Store:
     async def ready(self) -> None:
         """Raise StorageUnavailable unless storage can take a write now: its disk has room
         and a one-row write commits (on the dispatcher's lane, so an ingest storm that is
-        being shed does not make the gateway look broken)."""
-        self.engine.check_space()
-        await self.engine.write(lambda tx: tx.run(
-            "UPDATE baton_meta SET value = value WHERE name = 'schema_version'"),
-            priority=True)
+        being shed does not make the gateway look broken). Probes share one check, and
+        its answer for READY_CACHE seconds: whoever can reach /readyz must not be able to
+        queue writes ahead of paging on that lane."""
+        if self._ready_lock is None:
+            self._ready_lock = asyncio.Lock()
+        async with self._ready_lock:
+            if time.monotonic() - self._ready_at >= READY_CACHE:
+                try:
+                    self.engine.check_space()
+                    await self.engine.write(lambda tx: tx.run(
+                        "UPDATE baton_meta SET value = value WHERE name = 'schema_version'"),
+                        priority=True)
+                    self._ready_error = None
+                except StorageUnavailable as e:
+                    self._ready_error = e
+                self._ready_at = time.monotonic()
+            if self._ready_error is not None:
+                raise self._ready_error
 
     def admit(self, size: int = 0) -> None:
         """Raise StorageUnavailable now if a request write of ``size`` bytes would be shed

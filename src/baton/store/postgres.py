@@ -54,7 +54,10 @@ _KINDS = ("IntegrityError", "DataError", "OperationalError", "ProgrammingError",
 
 def parse_url(url: str) -> tuple[dict[str, Any], str | None]:
     """libpq connection parameters and the schema named by ``?schema=``, if any."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # "[::1" and the like; the message never quotes the URL
+        raise ConfigError([f"storage.url: not a PostgreSQL connection URL: {e}"]) from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), None)
     rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query

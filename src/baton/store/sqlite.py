@@ -281,7 +281,15 @@ class SQLiteEngine(QueuedEngine):
         try:
             self._run_batch(conn, tx, batch)
         finally:
-            conn.execute("PRAGMA synchronous=FULL")
+            # The safety level cannot change inside a transaction: one left open by a
+            # failed COMMIT and ROLLBACK is ended first, or this raise would end the writer
+            # thread, and every later write would time out.
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as e:
+                log.error("sqlite: could not restore synchronous=FULL", error=str(e))
 
     def _run_batch(self, conn: sqlite3.Connection, tx: Tx, batch: list[Any]) -> None:
         results: list[tuple[Any, BaseException | None]] = []
