@@ -84,6 +84,10 @@ def test_urls() -> None:
         {"host": "127.0.0.1", "dbname": "test"}, None)
     with pytest.raises(ConfigError):
         parse_url("postgresql://h/db?schema=")
+    with pytest.raises(ConfigError) as err:  # a bracket left open: not a traceback
+        parse_url("postgresql://u:pw@[::1/db")
+    assert err.value.problems[0].startswith("storage.url: not a PostgreSQL connection URL")
+    assert "pw" not in err.value.problems[0]
 
 
 async def test_the_engine_claims_with_skip_locked_and_shares_claims(store: Store) -> None:
