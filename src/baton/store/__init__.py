@@ -30,11 +30,12 @@ from ..suppression import Suppressor
 from . import callbacks as _cb
 from . import deliveries as _d
 from . import reports as _r
-from . import retention as _ret
 from . import silences as _s
 from . import views as _v
+from .engine import Engine
 from .repo import Repo
 from .tx import Tx
+from .upkeep import Upkeep
 
 T = TypeVar("T")
 # How long a readiness answer is reused by the probes that come after it.
@@ -44,24 +45,12 @@ __all__ = ["ClaimedDelivery", "DeliveryOutcome", "IngestResult", "Resolver", "Ro
            "Store", "TargetSpec", "open_store", "unresolved"]
 
 
-class Engine(Protocol):
-    skip_locked: bool
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    async def write(self, fn: Callable[[Tx], T], background: bool = False,
-                    priority: bool = False, size: int = 0) -> tuple[T, int]: ...
-    async def read(self, fn: Callable[[Tx], T]) -> T: ...
-    def admit(self, size: int = 0) -> None: ...
-    def check_space(self) -> None: ...
-
-
 class OwnerLock(Protocol):
     def acquire(self) -> None: ...
     def release(self) -> None: ...
 
 
-class Store:
+class Store(Upkeep):
     def __init__(self, engine: Engine, single_process: bool,
                  owner_lock: OwnerLock | None = None) -> None:
         self.engine = engine
@@ -334,44 +323,6 @@ class Store:
     async def open_refs(self, connector: str, after: str = "",
                         limit: int = 100) -> list[dict[str, Any]]:
         return await self.engine.read(lambda tx: _cb.open_refs(tx, connector, after, limit))
-
-    # --- retention (what and when is baton.retention's to decide) --------------------
-    async def _background(self, fn: Callable[[Tx], T]) -> T:
-        """A write that yields to requests' writes: it runs on its own, never grouped
-        with them (SQLite), so no request waits for its commit in the same group."""
-        result, _ = await self.engine.write(fn, background=True)
-        return result
-
-    async def prune_incidents(self, cutoff: float, limit: int) -> dict[str, int]:
-        """One batch: incidents resolved before ``cutoff`` with all their rows, at most
-        ``limit`` rows in one write transaction. Rows deleted, by table."""
-        skip = self.engine.skip_locked
-        return await self._background(
-            lambda tx: _ret.prune_incidents(tx, cutoff, limit, skip))
-
-    async def prune_events(self, cutoff: float, limit: int) -> dict[str, int]:
-        """One batch of request bodies received before ``cutoff``."""
-        skip = self.engine.skip_locked
-        return await self._background(lambda tx: _ret.prune_events(tx, cutoff, limit, skip))
-
-    async def prune_replay_ids(self, cutoff: float, limit: int) -> dict[str, int]:
-        """One batch of inbound message ids and callback event ids taken before
-        ``cutoff``."""
-        skip = self.engine.skip_locked
-        return await self._background(
-            lambda tx: _ret.prune_replay_ids(tx, cutoff, limit, skip))
-
-    async def prunable(self, cutoffs: _ret.Cutoffs) -> dict[str, int]:
-        """Rows per table that pruning at ``cutoffs`` would delete now; changes nothing."""
-        return await self.engine.read(lambda tx: _ret.prunable(tx, cutoffs))
-
-    async def reclaim(self, pages: int, slack: float = 0.0) -> int:
-        """Return up to ``pages`` free pages to the file system (SQLite), keeping
-        ``slack`` of the file free; pages freed."""
-        return await self._background(lambda tx: _ret.reclaim(tx, pages, slack))
-
-    async def database_size(self) -> int:
-        return await self.engine.read(_ret.database_size)
 
 
 def _notification_doc(tx: Tx, c: ClaimedDelivery) -> dict[str, Any] | None:
