@@ -25,7 +25,6 @@ from helpers import (
     start_gateway,
 )
 
-import baton.store as store_module
 from baton import signing
 from baton.clock import FakeClock
 from baton.ingest import CHUNK_ALERTS
@@ -166,7 +165,6 @@ async def test_readyz_fails_when_the_database_disk_is_full(
         return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, 0, 0, st.f_files,
                                   st.f_ffree, st.f_favail, st.f_flag, st.f_namemax))
 
-    monkeypatch.setattr(store_module, "READY_CACHE", 0.0)  # each probe looks again
     monkeypatch.setattr(os, "statvfs", full)
     resp = await gw.client.get("/readyz")
     assert (resp.status, resp.content_type) == (503, PROBLEM)
@@ -231,7 +229,7 @@ async def test_concurrent_probes_share_one_readiness_write(
         aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Whoever can reach /readyz cannot queue writes on the dispatcher's lane: probes
-    that come together share one check, and its answer for a moment after."""
+    that come while a check is under way share it (64 at once made 64 writes before)."""
     gw = await gateway(aiohttp_client, tmp_path, clock)
     engine = gw.store.engine
     real = engine.write
@@ -245,4 +243,4 @@ async def test_concurrent_probes_share_one_readiness_write(
     monkeypatch.setattr(engine, "write", counting)
     answers = await asyncio.gather(*(gw.client.get("/readyz") for _ in range(64)))
     assert [r.status for r in answers] == [200] * 64
-    assert priority_writes == 1
+    assert 1 <= priority_writes <= 4  # the waves that found no check under way

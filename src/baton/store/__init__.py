@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..config import StorageConfig
-from ..errors import ConfigError, Conflict, NotFound, StorageUnavailable
+from ..errors import ConfigError, Conflict, NotFound
 from ..lifecycle import Lifecycle
 from ..plugin import CallbackEvent
 from ..records import (
@@ -38,8 +37,6 @@ from .tx import Tx
 from .upkeep import Upkeep
 
 T = TypeVar("T")
-# How long a readiness answer is reused by the probes that come after it.
-READY_CACHE = 1.0
 
 __all__ = ["ClaimedDelivery", "DeliveryOutcome", "IngestResult", "Resolver", "RoutedAlert",
            "Store", "TargetSpec", "open_store", "unresolved"]
@@ -65,9 +62,7 @@ class Store(Upkeep):
         self.resolver: Resolver = unresolved
         # Silences in storage always apply; config adds its silences, inhibition rules
         # and routes' time intervals.
-        self._ready_lock: asyncio.Lock | None = None  # made on the serving loop
-        self._ready_at = float("-inf")
-        self._ready_error: StorageUnavailable | None = None
+        self._ready_check: asyncio.Future[None] | None = None  # the one under way
         self.suppressor = Suppressor()
 
     def open(self, *, owner: bool = False) -> None:
@@ -112,24 +107,20 @@ class Store(Upkeep):
     async def ready(self) -> None:
         """Raise StorageUnavailable unless storage can take a write now: its disk has room
         and a one-row write commits (on the dispatcher's lane, so an ingest storm that is
-        being shed does not make the gateway look broken). Probes share one check, and
-        its answer for READY_CACHE seconds: whoever can reach /readyz must not be able to
-        queue writes ahead of paging on that lane."""
-        if self._ready_lock is None:
-            self._ready_lock = asyncio.Lock()
-        async with self._ready_lock:
-            if time.monotonic() - self._ready_at >= READY_CACHE:
-                try:
-                    self.engine.check_space()
-                    await self.engine.write(lambda tx: tx.run(
-                        "UPDATE baton_meta SET value = value WHERE name = 'schema_version'"),
-                        priority=True)
-                    self._ready_error = None
-                except StorageUnavailable as e:
-                    self._ready_error = e
-                self._ready_at = time.monotonic()
-            if self._ready_error is not None:
-                raise self._ready_error
+        being shed does not make the gateway look broken). Probes that come while a check
+        is under way share it: whoever can reach /readyz can keep at most one write on
+        that lane, never queue many ahead of paging. A probe that comes after it gets a
+        check of its own, so the answer is never stale."""
+        if self._ready_check is None or self._ready_check.done():
+            self._ready_check = asyncio.ensure_future(self._check_ready())
+        # Shielded: one probe giving up (its own deadline) must not cancel the others'.
+        await asyncio.shield(self._ready_check)
+
+    async def _check_ready(self) -> None:
+        self.engine.check_space()
+        await self.engine.write(lambda tx: tx.run(
+            "UPDATE baton_meta SET value = value WHERE name = 'schema_version'"),
+            priority=True)
 
     def admit(self, size: int = 0) -> None:
         """Raise StorageUnavailable now if a request write of ``size`` bytes would be shed
