@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -240,3 +241,16 @@ async def start_gateway(aiohttp_client: ClientFactory, data: Mapping[str, Any],
             lane.breaker_threshold = breaker_threshold
     client = await aiohttp_client(app)
     return Gateway(client, clock, tmp_path)
+
+
+class Hold:
+    """A storage operation that keeps its writer (SQLite's one writer thread, or a
+    PostgreSQL worker with its transaction) busy until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, tx: Any) -> None:
+        self.inside.set()
+        self.release.wait(10)

@@ -9,7 +9,6 @@ import asyncio
 import base64
 import json
 import os
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from helpers import (
     PROBLEM,
     ClientFactory,
     Gateway,
+    Hold,
     alert,
     config_dict,
     db_rows,
@@ -29,21 +29,9 @@ from baton import signing
 from baton.clock import FakeClock
 from baton.ingest import CHUNK_ALERTS
 from baton.store.sqlite import SQLiteEngine
-from baton.store.tx import Tx
 
 pytestmark = pytest.mark.integration
 
-
-class Hold:
-    """A write that keeps the one SQLite writer busy until released."""
-
-    def __init__(self) -> None:
-        self.inside = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, tx: Tx) -> None:
-        self.inside.set()
-        self.release.wait(10)
 
 
 async def until(check: Callable[[], bool], what: str) -> None:

@@ -7,18 +7,16 @@ dispatcher's writes keep a connection of their own while request writes take the
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import PROBLEM, ClientFactory, alert, config_dict, start_gateway
+from helpers import PROBLEM, ClientFactory, Hold, alert, config_dict, start_gateway
 from pg import Proxy, pg_schema, pg_url, rows  # noqa: F401
 
 from baton.api.ops import READY_TIMEOUT
 from baton.clock import FakeClock
 from baton.store import open_store
-from baton.store.tx import Tx
 
 pytestmark = pytest.mark.integration
 
@@ -75,17 +73,6 @@ async def test_a_hung_database_answers_503_in_time_and_loses_nothing(
         events = rows(pg_schema, "SELECT COUNT(*) AS n FROM events")
         assert events[0]["n"] == 9
 
-
-class Hold:
-    """A write that keeps its writer connection busy until released."""
-
-    def __init__(self) -> None:
-        self.inside = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, tx: Tx) -> None:
-        self.inside.set()
-        self.release.wait(10)
 
 
 async def test_dispatcher_writes_have_a_connection_of_their_own(

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from helpers import Hold
 from pg import admin, kill_connections, pg_schema, pg_url, rows  # noqa: F401
 
 from baton.errors import ConfigError, NotFound, StorageUnavailable
@@ -63,17 +63,6 @@ async def store(pg_url: str) -> AsyncIterator[Store]:  # noqa: F811
 def count(schema: str, table: str) -> int:
     return int(rows(schema, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
 
-
-class Hold:
-    """An operation that holds its worker thread (and its transaction) until released."""
-
-    def __init__(self) -> None:
-        self.inside = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, tx: Tx) -> None:
-        self.inside.set()
-        self.release.wait(10)
 
 
 def test_urls() -> None:
