@@ -112,14 +112,15 @@ class Lifecycle:
         a = ra.alert
         previous = db.latest_with_key(ra.key)
         incident_id = new_id(now)
-        db.insert_incident({
+        inc: dict[str, Any] = {
             "id": incident_id, "incident_key": ra.key, "open_key": ra.key,
             "status": "triggered", "severity": a.severity, "title": a.summary or a.dedup_key,
             "service": a.service, "labels": _dumps(dict(a.labels)), "route": ra.route,
             "created_at": now, "updated_at": now, "last_seen_at": now, "policy": ra.policy,
             "policy_snapshot": _dumps(ra.policy_snapshot) if ra.policy_snapshot else None,
             "level": 1, "next_at": None, "loops": 0, "event_count": 1,
-            "recurrence_of": previous})
+            "recurrence_of": previous, "suppressed": None}
+        db.insert_incident(inc)
         self._put_alert(db, incident_id, a, now, None)
         detail: dict[str, Any] = {"dedup_key": a.dedup_key, "severity": a.severity,
                                   "summary": a.summary}
@@ -131,9 +132,7 @@ class Lifecycle:
                         {"reason": "no route matched"} if ra.route is None else
                         {"reason": "the route has no policy", "route": ra.route})
             return incident_id
-        inc = db.incident(incident_id, lock=False)
-        assert inc is not None
-        hold = self._suppression(db, inc, now)
+        hold = self._suppression(db, inc, now)  # on the row just written, not read back
         if hold is not None:
             self._hold(db, inc, hold, now)
         else:
