@@ -114,7 +114,7 @@ class Lifecycle:
         incident_id = new_id(now)
         inc: dict[str, Any] = {
             "id": incident_id, "incident_key": ra.key, "open_key": ra.key,
-            "status": "triggered", "severity": a.severity, "title": a.summary or a.dedup_key,
+            "status": "triggered", "severity": a.severity, "title": a.title,
             "service": a.service, "labels": _dumps(dict(a.labels)), "route": ra.route,
             "created_at": now, "updated_at": now, "last_seen_at": now, "policy": ra.policy,
             "policy_snapshot": _dumps(ra.policy_snapshot) if ra.policy_snapshot else None,

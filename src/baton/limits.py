@@ -86,8 +86,11 @@ def bounded(alerts: Sequence[Alert]) -> list[Alert]:
         errors += problems(alert, f"alerts[{i}]")
         summary = _clip(alert.summary, MAX_SUMMARY_BYTES)
         description = _clip(alert.description, MAX_DESCRIPTION_BYTES)
-        if summary is not alert.summary or description is not alert.description:
-            alert = dataclasses.replace(alert, summary=summary, description=description)
+        name = _clip(alert.name, MAX_SUMMARY_BYTES) if alert.name is not None else None
+        if (summary is not alert.summary or description is not alert.description
+                or name is not alert.name):
+            alert = dataclasses.replace(alert, summary=summary, description=description,
+                                        name=name)
         out.append(alert)
     if errors:
         more = len(errors) - MAX_REPORTED

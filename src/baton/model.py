@@ -71,6 +71,9 @@ class Alert:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     impact: str | None = None
+    # The alert's name at its source (Alertmanager's alertname, a Grafana rule, a Datadog
+    # monitor, a Zabbix trigger): what people scan lists and pages by. See ``title``.
+    name: str | None = None
     # Not part of the alert document: the sender reports that a human acknowledged the
     # problem on its side (PagerDuty Events ``acknowledge``). Ingest acknowledges the
     # matching open incident instead of treating it as a new event.
@@ -98,6 +101,7 @@ class Alert:
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
             "impact": self.impact,
+            "name": self.name,
         }
 
     @classmethod
@@ -120,7 +124,21 @@ class Alert:
             started_at=parse_iso(d.get("started_at")),
             ended_at=parse_iso(d.get("ended_at")),
             impact=d.get("impact"),
+            name=d.get("name"),
         )
+
+    @property
+    def title(self) -> str:
+        """The alert's name, then what is wrong ("HighErrorRate: 5xx above 5% on
+        checkout"), as Alertmanager's own templates and PagerDuty's integrations title a
+        page. The summary alone where it already names the alert (a Datadog title holds
+        its monitor's name) or no name is known; the name alone without a summary."""
+        name, summary = (self.name or "").strip(), self.summary.strip()
+        if not name:
+            return summary or self.dedup_key
+        if not summary or name.casefold() in summary.casefold():
+            return summary or name
+        return f"{name}: {summary}"
 
     def match_labels(self) -> dict[str, str]:
         """The label set routes and matchers see: the alert's labels plus its well-known
@@ -131,7 +149,7 @@ class Alert:
             if value is not None:
                 out.setdefault(key, value)
         out["severity"] = self.severity
-        out.setdefault("alertname", self.labels.get("alertname", self.summary))
+        out.setdefault("alertname", self.labels.get("alertname", self.name or self.summary))
         return out
 
 

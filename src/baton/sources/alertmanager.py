@@ -107,6 +107,7 @@ class AlertmanagerSource(Source):
             started_at=started,
             ended_at=ended,
             impact=first_text(annotations, ("impact",)),
+            name=first_text(labels, ("alertname",)),
         )
 
     def _severity(self, labels: Mapping[str, str]) -> Severity:
