@@ -144,6 +144,27 @@ def test_source_has_fixtures(type_: str) -> None:
         "no fixture pair showing that a problem and its resolve share a dedup key"
 
 
+# Formats that carry no name for the alert (PagerDuty Events v2 has only a summary); every
+# other source must name its alerts, so that incidents are titled by what fired.
+UNNAMED_FORMATS = {"pagerduty-events"}
+
+
+@pytest.mark.parametrize("type_", SOURCE_TYPES)
+def test_alerts_are_named_and_titled_by_their_name(type_: str) -> None:
+    named = []
+    for case, fixture in _good(type_).items():
+        for alert in _parse(type_, fixture):
+            if alert.name:
+                named.append(case)
+                assert alert.title.startswith(alert.name) or alert.name in alert.summary, \
+                    (case, alert.title)
+                assert alert.summary in alert.title or alert.name in alert.summary, \
+                    (case, alert.title)
+    if type_ not in UNNAMED_FORMATS:
+        assert named, (f"no fixture of {type_} gives its alert a name (the rule, monitor or "
+                       "check that fired): the incident title would lack it")
+
+
 @pytest.mark.parametrize("type_", SOURCE_TYPES)
 def test_fixtures_say_where_they_came_from(type_: str) -> None:
     readme = FIXTURES / type_ / "README.md"
