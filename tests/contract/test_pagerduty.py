@@ -70,7 +70,7 @@ async def test_trigger_payload(aiohttp_server: Server) -> None:
     [event] = events(state)
     assert event["routing_key"] == fake.ROUTING_KEY and event["event_action"] == "trigger"
     payload = event["payload"]
-    assert payload["summary"] == "x" * 1024
+    assert payload["summary"] == "x" * 1023 + "…"  # cut to 1024, the cut marked
     assert payload["severity"] == "critical" and payload["source"] == "baton"
     assert payload["group"] == "checkout" and payload["class"] == "HighErrorRate"
     assert payload["timestamp"] == incident["created_at"]
