@@ -65,8 +65,8 @@ def size(node: Any) -> int:
 
 def doc(*blocks: Node | None, limit: int = ADF_CHARS) -> Node:
     """A document of the given blocks whose serialized JSON stays within ``limit`` (Jira's
-    32,767): blocks that do not fit are dropped from the end and a note says so; a
-    paragraph that does not fit is cut to the room left rather than dropped whole."""
+    32,767): blocks that do not fit are dropped from the end and a note says so; the
+    first list or paragraph that does not fit is cut to the room left, not dropped."""
     content = [b for b in blocks if b is not None and b.get("content") != []]
     shell = {"type": "doc", "version": 1, "content": []}
     note = paragraph(text(_TRUNCATED))
@@ -79,7 +79,7 @@ def doc(*blocks: Node | None, limit: int = ADF_CHARS) -> Node:
             kept.append(block)  # the last block may use the room kept for the note
             break
         if cost > room:
-            if block.get("type") == "paragraph" and (cut := _cut(block, room)):
+            if cut := _cut(block, room):
                 kept.append(cut)
             kept.append(note)
             break
@@ -89,10 +89,18 @@ def doc(*blocks: Node | None, limit: int = ADF_CHARS) -> Node:
 
 
 def _cut(block: Node, room: int) -> Node | None:
-    """``block`` (a paragraph) with its last text node shortened so that it and its
-    separator fit in ``room`` units; None when not even a short stub would fit."""
+    """``block`` shortened so that it and its separator fit in ``room`` units: a list
+    keeps its leading items, a paragraph its last text cut short. None when not even a
+    stub would fit, or for other blocks."""
     nodes = list(block.get("content") or [])
-    if not nodes or nodes[-1].get("type") != "text":
+    if block.get("type") == "bulletList":
+        kept: list[Node] = []
+        for item in nodes:
+            if size({**block, "content": [*kept, item]}) + 2 > room:
+                break
+            kept.append(item)
+        return {**block, "content": kept} if kept else None
+    if block.get("type") != "paragraph" or not nodes or nodes[-1].get("type") != "text":
         return None
     value = str(nodes[-1]["text"])
     spare = room - 2 - size({**block, "content": [*nodes[:-1], {**nodes[-1], "text": ""}]})

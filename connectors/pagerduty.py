@@ -82,14 +82,17 @@ def _fit(event: dict[str, Any]) -> None:
     details = event["payload"]["custom_details"]
     labels: dict[str, Any] = details.get("labels") or {}
     links: list[Any] = event.get("links") or []
-    excess = _size(event) - EVENT_BYTES + 64  # room for the counts added below
-    while excess > 0 and links:
-        excess -= _size(links.pop()) + 2
-        details["links_omitted"] = details.get("links_omitted", 0) + 1
-    while excess > 0 and labels:
-        key = next(reversed(labels))
-        excess -= _size({key: labels.pop(key)}) + 2
-        details["labels_omitted"] = details.get("labels_omitted", 0) + 1
+    while (excess := _size(event) - EVENT_BYTES) > 0 and (links or labels):
+        # Each item's own size, with the ", " that joined it: one pass drops what is
+        # needed, and the size is measured again before deciding it fits.
+        excess += 32  # room for the counts written below
+        while excess > 0 and links:
+            excess -= _size(links.pop()) + 2
+            details["links_omitted"] = details.get("links_omitted", 0) + 1
+        while excess > 0 and labels:
+            key = next(reversed(labels))
+            excess -= _size({key: labels.pop(key)})  # its braces stand for the ", "
+            details["labels_omitted"] = details.get("labels_omitted", 0) + 1
     if not links:
         event.pop("links", None)
 
