@@ -427,6 +427,14 @@ async def test_fake_refuses_what_jira_refuses(rig: Rig) -> None:
         status, doc = await post("/rest/api/3/issue",
                                  {"fields": {**issue, "description": "plain text"}})
         assert status == 400 and "description" in doc["errors"]
+        # 128 emoji are 128 characters but 256 UTF-16 units: too long for Jira.
+        status, doc = await post("/rest/api/3/issue", {"fields": {**issue, "summary": "🔥" * 128}})
+        assert status == 400 and "summary" in doc["errors"]
+        quoted = {"type": "doc", "version": 1, "content": [  # 20,000 characters of text,
+            {"type": "paragraph", "content": [{"type": "text", "text": '"' * 20000}]}]}
+        status, doc = await post("/rest/api/3/issue",  # over 40,000 as JSON
+                                 {"fields": {**issue, "description": quoted}})
+        assert status == 400 and "32,767" in doc["errors"]["description"]
         assert (await post("/rest/api/3/issue", {"fields": issue}))[0] == 201
         status, doc = await post("/rest/api/3/issue/OPS-1/comment", {"body": "plain"})
         assert status == 400 and "comment" in doc["errors"]
