@@ -67,20 +67,23 @@ def _clip(text: str, limit: int) -> str:
     return clip(text, limit)
 
 
-def _message(title: str) -> str:
-    """The title as Opsgenie's one-line message. Opsgenie renders HTML there, so markup
-    is escaped to show as text; the limit counts the escaped form, and an entity is
-    never cut in half."""
-    whole = html.escape(one_line(title), quote=False)
-    if len(whole) <= MESSAGE_CHARS:
+def _html(text: str, limit: int) -> str:
+    """``text`` for a field Opsgenie renders as HTML (the message, by its "Alerts and Alert
+    Fields" page; the description, as Opsgenie shows it): escaped, so markup in a title
+    shows as text, and cut so that the escaped form keeps to ``limit`` characters, which
+    is what Opsgenie counts, without halving an entity."""
+    whole = html.escape(text, quote=False)
+    if len(whole) <= limit:
         return whole
-    shown = ""
-    for ch in one_line(title):
+    shown: list[str] = []
+    used = 0
+    for ch in text:
         escaped = html.escape(ch, quote=False)
-        if len(shown) + len(escaped) > MESSAGE_CHARS - 1:  # room for the ellipsis
+        if used + len(escaped) > limit - 1:  # room for the ellipsis
             break
-        shown += escaped
-    return shown + "…"
+        shown.append(escaped)
+        used += len(escaped)
+    return "".join(shown) + "…"
 
 
 def _details(pairs: Mapping[str, Any]) -> dict[str, str]:
@@ -179,9 +182,9 @@ class OpsgenieConnector(Connector):
         for kind, address in (target.get("contacts") or {}).items():
             details[f"contact_{kind}"] = address
         body: dict[str, Any] = {
-            "message": _message(str(title)),
+            "message": _html(one_line(str(title)), MESSAGE_CHARS),
             "alias": _clip(self.alias(inc), ALIAS_CHARS),
-            "description": _clip(f"Baton incident {inc['id']} ({inc.get('status')})\n"
+            "description": _html(f"Baton incident {inc['id']} ({inc.get('status')})\n"
                                  + "\n".join(lines), DESCRIPTION_CHARS),
             "priority": PRIORITIES.get(str(inc.get("severity")), "P3"),
             "details": _details(details),

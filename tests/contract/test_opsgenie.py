@@ -128,10 +128,15 @@ async def test_message_is_one_line(aiohttp_server: Server) -> None:
 
 
 async def test_markup_in_the_title_shows_as_text(aiohttp_server: Server) -> None:
-    # Opsgenie renders HTML in the message ("Alerts and Alert Fields"): sent escaped, a
-    # title's tags read as the characters they are instead of formatting the alert.
-    body = await create_body(aiohttp_server, title="<b>x</b> & <script>alert(1)</script>")
-    assert body["message"] == "&lt;b&gt;x&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
+    # Opsgenie renders HTML in the message ("Alerts and Alert Fields") and the
+    # description: sent escaped, a title's tags read as the characters they are.
+    title = "<b>x</b> & <script>alert(1)</script>"
+    alert = {**sample_incident()["alerts"][0], "summary": title, "description": "a\n<i>b</i>"}
+    body = await create_body(aiohttp_server, title=title, alerts=[alert])
+    escaped = "&lt;b&gt;x&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
+    assert body["message"] == escaped
+    # The description is shown as HTML too: escaped the same way, its lines kept.
+    assert body["description"].endswith(f"\n- {escaped}: a\n&lt;i&gt;b&lt;/i&gt;")
 
 
 async def test_message_limit_counts_the_escaped_text_and_keeps_entities_whole(
