@@ -8,14 +8,21 @@ bodies as ADF or, from older senders, as a plain string; ``plain_text`` reads bo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from baton.model import Notification
 
+from ._text import clip, one_line, utf16_len
+
 MARKER = "[Baton]"  # first text of every comment Baton writes; the webhook loop guard
 GENERIC_NOTE = "Incident updated in Baton."
-TEXT_CHARS = 30000  # Jira's text fields hold 32,767 characters; leave room for structure
+# Jira's text fields hold 32,767 characters, counted in UTF-16 units on the document as
+# stored: the ADF JSON, markup and all, not its plain text (Atlassian: "Jira Cloud field
+# limits"). Every document built here is kept within that, serialized as it is sent.
+ADF_CHARS = 32767
+_TRUNCATED = "(truncated; the full incident is in Baton)"
 MAX_ALERTS = 50
 ALERT_CHARS = 400  # per alert line, so fifty alerts still fit in one description
 Node = dict[str, Any]
@@ -51,17 +58,60 @@ def bullets(items: Iterable[list[Node | None]]) -> Node | None:
     return {"type": "bulletList", "content": entries} if entries else None
 
 
-def doc(*blocks: Node | None) -> Node:
-    """A document of the given blocks, cut to Jira's size by dropping trailing blocks."""
+def size(node: Any) -> int:
+    """The length of ``node`` serialized as the connector sends it, in UTF-16 units."""
+    return utf16_len(json.dumps(node, ensure_ascii=False))
+
+
+def doc(*blocks: Node | None, limit: int = ADF_CHARS) -> Node:
+    """A document of the given blocks whose serialized JSON stays within ``limit`` (Jira's
+    32,767): blocks that do not fit are dropped from the end and a note says so; the
+    first list or paragraph that does not fit is cut to the room left, not dropped."""
     content = [b for b in blocks if b is not None and b.get("content") != []]
-    budget, kept = TEXT_CHARS, []
-    for block in content:
-        budget -= len(plain_text(block)) + 16
-        if budget < 0:
-            kept.append(paragraph(text("(truncated; the full incident is in Baton)")))
+    shell = {"type": "doc", "version": 1, "content": []}
+    note = paragraph(text(_TRUNCATED))
+    # Each block costs its own JSON plus the ", " that joins it to the one before.
+    room = limit - size(shell) - size(note) - 2
+    kept: list[Node] = []
+    for index, block in enumerate(content):
+        cost = size(block) + (2 if kept else 0)
+        if index == len(content) - 1 and cost <= room + size(note) + 2:
+            kept.append(block)  # the last block may use the room kept for the note
+            break
+        if cost > room:
+            if cut := _cut(block, room):
+                kept.append(cut)
+            kept.append(note)
             break
         kept.append(block)
-    return {"type": "doc", "version": 1, "content": kept}
+        room -= cost
+    return {**shell, "content": kept}
+
+
+def _cut(block: Node, room: int) -> Node | None:
+    """``block`` shortened so that it and its separator fit in ``room`` units: a list
+    keeps its leading items, a paragraph its last text cut short. None when not even a
+    stub would fit, or for other blocks."""
+    nodes = list(block.get("content") or [])
+    if block.get("type") == "bulletList":
+        kept: list[Node] = []
+        for item in nodes:
+            if size({**block, "content": [*kept, item]}) + 2 > room:
+                break
+            kept.append(item)
+        return {**block, "content": kept} if kept else None
+    if block.get("type") != "paragraph" or not nodes or nodes[-1].get("type") != "text":
+        return None
+    value = str(nodes[-1]["text"])
+    spare = room - 2 - size({**block, "content": [*nodes[:-1], {**nodes[-1], "text": ""}]})
+    while spare > 16:  # JSON escapes make a text longer than it reads: shrink and retry
+        trial = {**block, "content": [*nodes[:-1], {**nodes[-1], "text": clip(
+            value, spare, utf16=True)}]}
+        over = size(trial) + 2 - room
+        if over <= 0:
+            return trial
+        spare -= over
+    return None
 
 
 def lines(value: str) -> list[Node]:
@@ -70,8 +120,7 @@ def lines(value: str) -> list[Node]:
 
 
 def _clip(value: str, limit: int) -> str:
-    value = " ".join(value.split())
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    return clip(one_line(value), limit, utf16=True)
 
 
 def _alert_item(alert: Mapping[str, Any]) -> list[Node | None]:

@@ -44,9 +44,10 @@ from baton.secret import Secret
 from . import _jira_adf as adf
 from ._config import base_url, json_request, reveal
 from ._jira_webhook import parse_webhook
+from ._text import clip, one_line
 
 MARKER = adf.MARKER
-SUMMARY_CHARS = 255  # Jira refuses a longer summary
+SUMMARY_CHARS = 255  # Jira refuses a longer summary, counted in UTF-16 units
 GENERIC_NOTE = "Incident updated in Baton."
 _DETAIL_CHARS = 200
 _READ_BYTES = 256 * 1024  # a search page or an issue with its transitions; never unbounded
@@ -281,9 +282,8 @@ class JiraConnector(Connector):
         inc = notification.incident
         alerts = inc.get("alerts") or []
         title = inc.get("title") or (alerts[0].get("summary") if alerts else "") or inc["id"]
-        summary = " ".join(str(title).split())
-        if len(summary) > SUMMARY_CHARS:
-            summary = summary[: SUMMARY_CHARS - 1] + "…"
+        # One line, cut by UTF-16 units as Jira counts (an emoji is two), never inside one.
+        summary = clip(one_line(str(title)), SUMMARY_CHARS, utf16=True)
         fields: dict[str, Any] = {
             "project": {"key": self.project},
             "issuetype": {"name": self.issue_type},

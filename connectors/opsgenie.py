@@ -23,6 +23,7 @@ alerts whose alias is ``baton-<id>`` are applied in Baton. Actions whose source 
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -38,12 +39,21 @@ from baton.secret import Secret
 
 from . import _callback
 from ._config import base_url
+from ._text import clip, one_line
 
 BASE_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
 PRIORITIES = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+# Opsgenie's documented limits (Alert API, "Create Alert"; "Alerts and Alert Fields"),
+# in characters: longer values are refused or cut by Opsgenie, so Baton cuts them first.
 MESSAGE_CHARS = 130
+ALIAS_CHARS = 512
 DESCRIPTION_CHARS = 15000
+ENTITY_CHARS = 512
+SOURCE_CHARS = USER_CHARS = 100
 NOTE_CHARS = 25000
+TAGS, TAG_CHARS = 20, 50
+RESPONDERS = 50
+DETAILS_CHARS = 8000  # keys and values together
 GENERIC_NOTE = "Incident updated in Baton."
 _OPS = {"acknowledge": "acknowledge", "resolve": "close", "note": "notes", "update": "notes"}
 _DETAIL_CHARS = 200
@@ -54,7 +64,52 @@ _CHALLENGE = 'Bearer realm="baton-callbacks"'
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
+
+
+def _html(text: str, limit: int) -> str:
+    """``text`` for a field Opsgenie renders as HTML (the message, by its "Alerts and Alert
+    Fields" page; the description, as Opsgenie shows it): escaped, so markup in a title
+    shows as text, and cut so that the escaped form keeps to ``limit`` characters, which
+    is what Opsgenie counts, without halving an entity."""
+    whole = html.escape(text, quote=False)
+    if len(whole) <= limit:
+        return whole
+    shown: list[str] = []
+    used = 0
+    for ch in text:
+        escaped = html.escape(ch, quote=False)
+        if used + len(escaped) > limit - 1:  # room for the ellipsis
+            break
+        shown.append(escaped)
+        used += len(escaped)
+    return "".join(shown) + "…"
+
+
+def _details(pairs: Mapping[str, Any]) -> dict[str, str]:
+    """String pairs within Opsgenie's 8,000 characters for all keys and values: the
+    later ones are cut, then left out, when the whole would be longer."""
+    room, out = DETAILS_CHARS, {}
+    for key, value in pairs.items():
+        if value is None:
+            continue
+        key = str(key)
+        text = clip(str(value), max(0, room - len(key)))
+        if not text or len(key) + len(text) > room:
+            break
+        out[key] = text
+        room -= len(key) + len(text)
+    return out
+
+
+def _tags(configured: list[str]) -> list[str]:
+    """Configured tags plus ``baton``: at most 20, each at most 50 characters."""
+    tags = [clip(one_line(t), TAG_CHARS) for t in configured]
+    return list(dict.fromkeys([t for t in tags if t] + ["baton"]))[-TAGS:]
+
+
+def _user(name: Any) -> str:
+    return _clip(one_line(str(name or "")) or "baton", USER_CHARS)
 
 
 class OpsgenieConnector(Connector):
@@ -127,19 +182,19 @@ class OpsgenieConnector(Connector):
         for kind, address in (target.get("contacts") or {}).items():
             details[f"contact_{kind}"] = address
         body: dict[str, Any] = {
-            "message": _clip(str(title), MESSAGE_CHARS),
-            "alias": self.alias(inc),
-            "description": _clip(f"Baton incident {inc['id']} ({inc.get('status')})\n"
+            "message": _html(one_line(str(title)), MESSAGE_CHARS),
+            "alias": _clip(self.alias(inc), ALIAS_CHARS),
+            "description": _html(f"Baton incident {inc['id']} ({inc.get('status')})\n"
                                  + "\n".join(lines), DESCRIPTION_CHARS),
             "priority": PRIORITIES.get(str(inc.get("severity")), "P3"),
-            "details": {k: str(v) for k, v in details.items() if v is not None},
+            "details": _details(details),
             "source": "baton",
-            "tags": [*self._tags, "baton"],
+            "tags": _tags(self._tags),
         }
-        if inc.get("service"):
-            body["entity"] = str(inc["service"])
+        if entity := one_line(str(inc.get("service") or "")):
+            body["entity"] = _clip(entity, ENTITY_CHARS)
         if self._responders:
-            body["responders"] = self._responders
+            body["responders"] = self._responders[:RESPONDERS]
         return body
 
     def action_body(self, notification: Notification) -> dict[str, Any]:
@@ -157,13 +212,13 @@ class OpsgenieConnector(Connector):
             last = notes[-1] if notes else None
             text = (last.get("detail") or {}).get("text") if last else None
             user = last.get("actor") if last else None
-            return {"user": str(user or "baton"), "source": "baton",
+            return {"user": _user(user), "source": "baton",
                     "note": _clip(str(text or GENERIC_NOTE), NOTE_CHARS)}
         if notification.action == "acknowledge":
             user, note = inc.get("acknowledged_by"), "Acknowledged in Baton."
         else:
             user, note = inc.get("resolved_by"), "Resolved in Baton."
-        return {"user": str(user or "baton"), "source": "baton", "note": note}
+        return {"user": _user(user), "source": "baton", "note": note}
 
     def _scrub(self, text: str, limit: int = _DETAIL_CHARS * 2) -> str:
         return self.scrub(text, limit)

@@ -39,11 +39,19 @@ from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from . import _callback
+from ._text import clip, one_line
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_SOURCE = "baton"
 USER_AGENT = f"baton/{__version__}"
-SUMMARY_CHARS = 1024  # the Events API rejects a longer payload.summary
+# The Events API v2 limits ("Send an Alert Event", developer.pagerduty.com/docs/
+# events-api-v2/trigger-events): payload.summary at most 1024 characters, dedup_key at
+# most 255, the whole event at most 512 KB. source, component, group and class have no
+# documented limit; they name one thing each, so Baton keeps them one line and at most
+# FIELD_CHARS.
+SUMMARY_CHARS = 1024
+FIELD_CHARS = 255
+EVENT_BYTES = 512 * 1024
 SEVERITIES = frozenset({"critical", "error", "warning", "info"})
 EVENT_ACTIONS = {"trigger": "trigger", "update": "trigger",
                  "acknowledge": "acknowledge", "resolve": "resolve"}
@@ -55,6 +63,38 @@ _WEBHOOK_ACTIONS = {"incident.acknowledged": "acknowledge", "incident.resolved":
 # Agents that are integrations rather than people: Events API changes, Baton's included.
 _INTEGRATION_AGENTS = ("service_reference", "integration_reference",
                        "inbound_integration_reference", "events_api_v2_inbound_integration")
+
+
+def _field(value: Any) -> str | None:
+    """An optional one-line payload field, or None when there is nothing to send."""
+    if value is None:
+        return None
+    return clip(one_line(str(value)), FIELD_CHARS) or None
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())
+
+
+def _fit(event: dict[str, Any]) -> None:
+    """Keep the event within PagerDuty's 512 KB: links, then labels, are dropped from the
+    end (how many is said in custom_details) until it fits."""
+    details = event["payload"]["custom_details"]
+    labels: dict[str, Any] = details.get("labels") or {}
+    links: list[Any] = event.get("links") or []
+    while (excess := _size(event) - EVENT_BYTES) > 0 and (links or labels):
+        # Each item's own size, with the ", " that joined it: one pass drops what is
+        # needed, and the size is measured again before deciding it fits.
+        excess += 32  # room for the counts written below
+        while excess > 0 and links:
+            excess -= _size(links.pop()) + 2
+            details["links_omitted"] = details.get("links_omitted", 0) + 1
+        while excess > 0 and labels:
+            key = next(reversed(labels))
+            excess -= _size({key: labels.pop(key)})  # its braces stand for the ", "
+            details["labels_omitted"] = details.get("labels_omitted", 0) + 1
+    if not links:
+        event.pop("links", None)
 
 
 class PagerDutyConnector(Connector):
@@ -132,13 +172,15 @@ class PagerDutyConnector(Connector):
         if person := notification.target.get("person"):
             details["target"] = person
         payload: dict[str, Any] = {
-            "summary": (incident.get("title") or incident["id"])[:SUMMARY_CHARS],
-            "source": self._source or first.get("resource") or DEFAULT_SOURCE,
+            # A one-line field in PagerDuty's lists and pages: whitespace collapsed.
+            "summary": clip(one_line(str(incident.get("title") or "")) or incident["id"],
+                            SUMMARY_CHARS),
+            "source": _field(self._source or first.get("resource")) or DEFAULT_SOURCE,
             "severity": severity if severity in SEVERITIES else "error",
             "timestamp": incident.get("created_at"),
-            "component": first.get("component"),
-            "group": incident.get("service"),
-            "class": labels.get("alertname"),
+            "component": _field(first.get("component")),
+            "group": _field(incident.get("service")),
+            "class": _field(labels.get("alertname")),
             "custom_details": details,
         }
         return {k: v for k, v in payload.items() if v is not None}
@@ -158,6 +200,7 @@ class PagerDutyConnector(Connector):
                      for link in alert.get("links") or [] if link.get("href")]
             if links:
                 event["links"] = links
+            _fit(event)
         return event
 
     async def send(self, notification: Notification, http: aiohttp.ClientSession) -> Outcome:

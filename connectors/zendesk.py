@@ -47,8 +47,13 @@ from baton.plugin import CallbackAction, CallbackEvent, Connector, classify_stat
 from baton.secret import Secret
 
 from ._config import base_url, json_request, reveal
+from ._text import clip, one_line
 
 PRIORITIES = {"critical": "urgent", "error": "high", "warning": "normal", "info": "low"}
+# Zendesk's Tickets API documents no length for subject or comment body; Baton keeps the
+# subject to what ticket lists, views and notification emails show whole, and comments
+# readable. Both are sent as plain text (``body``, never ``html_body``): Zendesk escapes
+# ``body`` into the HTML it renders, so markup in a title shows as text.
 SUBJECT_CHARS, TEXT_CHARS = 150, 10000
 MARKER = "[Baton]"  # starts every comment Baton writes; callbacks skip such comments
 EVENTS: dict[str, CallbackAction] = {"solved": "resolve", "closed": "resolve",
@@ -74,7 +79,7 @@ def _has_surrogate(text: str) -> bool:
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 class ZendeskConnector(Connector):
@@ -130,7 +135,7 @@ class ZendeskConnector(Connector):
             lines.append(f"Recurrence of Baton incident {inc['recurrence_of']}.")
         title = inc.get("title") or (alerts[0].get("summary") if alerts else "") or inc["key"]
         ticket: dict[str, Any] = {
-            "subject": _clip(str(title), SUBJECT_CHARS),
+            "subject": _clip(one_line(str(title)), SUBJECT_CHARS),  # shown on one line
             "comment": {"body": _clip("\n".join(lines), TEXT_CHARS), "public": False},
             "priority": self._priorities.get(str(inc.get("severity")), "high"),
             "type": self._type,

@@ -131,6 +131,53 @@ async def test_summary_is_one_line_of_at_most_255_characters(rig: Rig) -> None:
     assert len(summary) == 255 and "\n" not in summary and summary.startswith("disk full x")
 
 
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@pytest.mark.parametrize("prefix", ["", "x"])  # the emoji straddles the boundary or ends on it
+async def test_summary_is_cut_by_utf16_units_without_splitting_an_emoji(
+        rig: Rig, prefix: str) -> None:
+    incident = sample_incident()
+    incident["title"] = prefix + "🔥" * 300  # each emoji is two UTF-16 units in Jira's count
+    outcome = await rig.send(notification("trigger", incident))
+    assert outcome.kind == "ok", outcome
+    summary = body(rig, 1)["fields"]["summary"]
+    assert utf16_units(summary) <= 255 and summary.endswith("🔥…")
+    assert summary.encode("utf-8")  # no lone surrogate: every emoji kept whole or dropped
+    assert summary == prefix + "🔥" * ((254 - len(prefix)) // 2) + "…"
+
+
+async def test_description_stays_within_32767_as_adf_json(rig: Rig) -> None:
+    incident = sample_incident()
+    # Text full of characters JSON escapes, so the stored document is far longer than
+    # its plain text: cutting by plain text alone would overrun Jira's limit.
+    incident["alerts"] = [{**incident["alerts"][0], "dedup_key": f"a/{i}",
+                           "summary": f'alert {i} "quoted" \\ path',
+                           "description": '"\\"' * 200} for i in range(50)]
+    incident["labels"] = {f"label_{i:03d}": '"\\' * 60 for i in range(128)}
+    outcome = await rig.send(notification("trigger", incident))
+    assert outcome.kind == "ok", outcome
+    description = body(rig, 1)["fields"]["description"]
+    assert fake.adf_problem(description) is None
+    stored = utf16_units(json.dumps(description, ensure_ascii=False))
+    assert 30000 < stored <= 32767  # full up to the limit, not over it
+    assert texts(description).endswith("(truncated; the full incident is in Baton)")
+
+
+async def test_a_note_too_long_for_one_comment_is_cut_to_fit(rig: Rig) -> None:
+    incident = sample_incident()
+    incident["timeline"] = [{"at": "2024-11-20T08:40:00.000Z", "type": "note",
+                             "actor": "alice", "detail": {"text": "🚨" * 40000}}]
+    ref = (await rig.send(notification("trigger"))).external_ref
+    outcome = await rig.send(notification("note", incident, ref=ref))
+    assert outcome.kind == "ok", outcome
+    comment = json.loads(rig.state.requests[-1].body)["body"]
+    assert fake.adf_problem(comment) is None
+    assert utf16_units(json.dumps(comment, ensure_ascii=False)) <= 32767
+    assert "🚨" * 1000 in texts(comment)  # cut to the room left, not dropped whole
+
+
 async def test_retry_after_a_lost_response_creates_no_second_issue(rig: Rig) -> None:
     lost = await rig.send(notification("trigger"))  # the answer never reached Baton
     retry = await rig.send(notification("trigger", attempt=2))
@@ -380,6 +427,14 @@ async def test_fake_refuses_what_jira_refuses(rig: Rig) -> None:
         status, doc = await post("/rest/api/3/issue",
                                  {"fields": {**issue, "description": "plain text"}})
         assert status == 400 and "description" in doc["errors"]
+        # 128 emoji are 128 characters but 256 UTF-16 units: too long for Jira.
+        status, doc = await post("/rest/api/3/issue", {"fields": {**issue, "summary": "🔥" * 128}})
+        assert status == 400 and "summary" in doc["errors"]
+        quoted = {"type": "doc", "version": 1, "content": [  # 20,000 characters of text,
+            {"type": "paragraph", "content": [{"type": "text", "text": '"' * 20000}]}]}
+        status, doc = await post("/rest/api/3/issue",  # over 40,000 as JSON
+                                 {"fields": {**issue, "description": quoted}})
+        assert status == 400 and "32,767" in doc["errors"]["description"]
         assert (await post("/rest/api/3/issue", {"fields": issue}))[0] == 201
         status, doc = await post("/rest/api/3/issue/OPS-1/comment", {"body": "plain"})
         assert status == 400 and "comment" in doc["errors"]

@@ -109,6 +109,68 @@ async def test_long_title_is_truncated_and_accepted(aiohttp_server: Server) -> N
     assert len(message) == 130 and message.endswith("…")
 
 
+async def create_body(aiohttp_server: Server, config: dict[str, Any] | None = None,
+                      **incident: Any) -> dict[str, Any]:
+    """The create request the fake accepted for the sample incident changed by ``incident``."""
+    state, _, base = await start_fake(aiohttp_server)
+    doc = sample_incident() | incident
+    outcome = await send({**fake.config(base), **(config or {})},
+                         sample_notification("og", incident=doc))
+    assert outcome.kind == "ok", (outcome, state.rejected)
+    body: dict[str, Any] = json.loads(state.accepted[0].seen.body)
+    return body
+
+
+async def test_message_is_one_line(aiohttp_server: Server) -> None:
+    body = await create_body(aiohttp_server,
+                             title="Disk full\non db-1\r\n\tand   db-2")
+    assert body["message"] == "Disk full on db-1 and db-2"
+
+
+async def test_markup_in_the_title_shows_as_text(aiohttp_server: Server) -> None:
+    # Opsgenie renders HTML in the message ("Alerts and Alert Fields") and the
+    # description: sent escaped, a title's tags read as the characters they are.
+    title = "<b>x</b> & <script>alert(1)</script>"
+    alert = {**sample_incident()["alerts"][0], "summary": title, "description": "a\n<i>b</i>"}
+    body = await create_body(aiohttp_server, title=title, alerts=[alert])
+    escaped = "&lt;b&gt;x&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
+    assert body["message"] == escaped
+    # The description is shown as HTML too: escaped the same way, its lines kept.
+    assert body["description"].endswith(f"\n- {escaped}: a\n&lt;i&gt;b&lt;/i&gt;")
+
+
+async def test_message_limit_counts_the_escaped_text_and_keeps_entities_whole(
+        aiohttp_server: Server) -> None:
+    body = await create_body(aiohttp_server, title="x" * 126 + "<" * 10)
+    message = body["message"]
+    assert message == "x" * 126 + "…"  # "&lt;" would make 131: left out whole, not cut
+
+
+async def test_entity_is_clipped_to_512(aiohttp_server: Server) -> None:
+    body = await create_body(aiohttp_server, service="svc\n" + "s" * 700)
+    assert len(body["entity"]) == 512 and body["entity"].startswith("svc ss")
+    assert body["entity"].endswith("…")
+
+
+async def test_tags_and_details_stay_within_opsgenies_limits(
+        aiohttp_server: Server) -> None:
+    # Config validation already caps tags (19 of 50); the connector holds even so.
+    tags = [f"tag-{i}-" + "t" * 60 for i in range(30)]
+    state, _, base = await start_fake(aiohttp_server)
+    conn = OpsgenieConnector("og", {**fake.config(base), "tags": tags})
+    note = dataclasses.replace(
+        sample_notification("og"), target={"connector": "og", "to": "person:alice",
+                                           "person": "alice", "contacts": {
+                                               f"k{i}": "v" * 900 for i in range(12)}})
+    async with aiohttp.ClientSession() as http:
+        assert (await conn.send(note, http)).kind == "ok", state.rejected
+    body = json.loads(state.accepted[0].seen.body)
+    assert len(body["tags"]) == 20 and body["tags"][-1] == "baton"
+    assert all(len(t) <= 50 for t in body["tags"])
+    assert sum(len(k) + len(v) for k, v in body["details"].items()) <= 8000
+    assert body["details"]["incident_id"] == INCIDENT_ID  # Baton's own keys come first
+
+
 async def test_note_sends_the_last_timeline_note_or_a_generic_text(
         aiohttp_server: Server) -> None:
     state, _, base = await start_fake(aiohttp_server)

@@ -70,7 +70,7 @@ async def test_trigger_payload(aiohttp_server: Server) -> None:
     [event] = events(state)
     assert event["routing_key"] == fake.ROUTING_KEY and event["event_action"] == "trigger"
     payload = event["payload"]
-    assert payload["summary"] == "x" * 1024
+    assert payload["summary"] == "x" * 1023 + "…"  # cut to 1024, the cut marked
     assert payload["severity"] == "critical" and payload["source"] == "baton"
     assert payload["group"] == "checkout" and payload["class"] == "HighErrorRate"
     assert payload["timestamp"] == incident["created_at"]
@@ -88,6 +88,42 @@ async def test_source_from_config_then_alert_resource(aiohttp_server: Server) ->
     await send(fake.config(base), note)
     await send({**fake.config(base), "source": "prod-cluster"}, note)
     assert [e["payload"]["source"] for e in events(state)] == ["db-1.example", "prod-cluster"]
+
+
+async def test_summary_and_payload_fields_are_one_line(aiohttp_server: Server) -> None:
+    state, base = await start_fake(aiohttp_server)
+    incident = sample_incident()
+    incident["title"] = "Disk full\non db-1\r\n\tand   db-2"
+    incident["service"] = "check\nout"
+    incident["alerts"][0] |= {"resource": "db-1\n.example", "component": "  disk\t/var "}
+    [outcome] = await send(fake.config(base), sample_notification("pd", incident=incident))
+    assert outcome.kind == "ok", state.rejected
+    payload = events(state)[0]["payload"]
+    assert payload["summary"] == "Disk full on db-1 and db-2"
+    assert (payload["source"], payload["component"], payload["group"]) == (
+        "db-1 .example", "disk /var", "check out")
+
+
+async def test_summary_of_emoji_is_cut_to_1024_characters(aiohttp_server: Server) -> None:
+    # PagerDuty counts characters: 1024 emoji fit, as the 1024-character limit says.
+    state, base = await start_fake(aiohttp_server)
+    incident = sample_incident() | {"title": "🔥" * 2000}
+    [outcome] = await send(fake.config(base), sample_notification("pd", incident=incident))
+    assert outcome.kind == "ok", state.rejected
+    assert events(state)[0]["payload"]["summary"] == "🔥" * 1023 + "…"
+
+
+async def test_an_event_stays_within_512_kb(aiohttp_server: Server) -> None:
+    state, base = await start_fake(aiohttp_server)
+    incident = sample_incident()
+    incident["labels"] = {f"label_{i:04d}": "v" * 1000 for i in range(1000)}  # ~1 MB
+    [outcome] = await send(fake.config(base), sample_notification("pd", incident=incident))
+    assert outcome.kind == "ok", state.rejected
+    sent = state.accepted[0].seen.body
+    details = json.loads(sent)["payload"]["custom_details"]
+    assert len(sent) <= 512 * 1024
+    assert len(details["labels"]) + details["labels_omitted"] == 1000
+    assert len(details["labels"]) > 400  # only what does not fit is left out
 
 
 async def test_note_makes_no_request(aiohttp_server: Server) -> None:

@@ -133,6 +133,30 @@ async def test_create_body_follows_the_tickets_api(aiohttp_server: Server) -> No
         "tags": ["production", "baton"], "group_id": 360001234567}}
 
 
+async def test_subject_is_one_line_and_markup_stays_text(aiohttp_server: Server) -> None:
+    state, _, base = await start_fake(aiohttp_server)
+    incident = sample_incident()
+    incident["title"] = "Disk <b>full</b>\non db-1\r\n\tand   [db-2](http://x)"
+    incident["alerts"][0]["summary"] = "<script>alert(1)</script>"
+    [outcome] = await send(connector(base), sample_notification("zd", incident=incident))
+    assert outcome.kind == "ok", state.rejected
+    ticket = json.loads(state.accepted[0].seen.body)["ticket"]
+    assert ticket["subject"] == "Disk <b>full</b> on db-1 and [db-2](http://x)"
+    # Plain-text ``body`` (Zendesk escapes it into the HTML it shows), never
+    # ``html_body``: the markup is shown as the characters it is.
+    assert set(ticket["comment"]) == {"body", "public"}
+    assert "- <script>alert(1)</script>" in ticket["comment"]["body"]
+
+
+async def test_long_subject_is_cut_with_an_ellipsis(aiohttp_server: Server) -> None:
+    state, _, base = await start_fake(aiohttp_server)
+    incident = sample_incident() | {"title": "🔥 " * 200}
+    [outcome] = await send(connector(base), sample_notification("zd", incident=incident))
+    assert outcome.kind == "ok", state.rejected
+    subject = json.loads(state.accepted[0].seen.body)["ticket"]["subject"]
+    assert len(subject) == 150 and subject.endswith("…") and "\n" not in subject
+
+
 @pytest.mark.parametrize(("severity", "priority"), [
     ("critical", "urgent"), ("error", "high"), ("warning", "normal"), ("info", "low")])
 def test_priority_follows_severity(severity: str, priority: str) -> None:

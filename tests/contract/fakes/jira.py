@@ -3,8 +3,9 @@
 Written from the v3 reference: HTTP basic auth with email and API token or 401; a JSON
 body on POST/PUT or 415; errors as ``{"errorMessages": [...], "errors": {field: msg}}``.
 Create issue needs ``fields.project`` (the one known project), ``issuetype`` (a known
-type), a one-line ``summary`` of at most 255 characters, and refuses a description that is
-not an ADF document (``type: doc``, ``version: 1``, non-empty text nodes), an unknown
+type), a one-line ``summary`` of at most 255 characters counted in UTF-16 units (an emoji
+is two, as Jira counts), and refuses a description that is not an ADF document (``type:
+doc``, ``version: 1``, non-empty text nodes) or whose JSON is over 32,767 units, an unknown
 priority, a label with a space, or a field it does not know. Comments need an ADF
 ``body``. A transition id not offered from the issue's current status is a 400. Search is
 ``POST /rest/api/3/search/jql`` (the deprecated ``/search`` is not served) with JQL of the
@@ -145,12 +146,19 @@ def _checks(request: web.Request, seen: Seen) -> tuple[web.Response | None, Any]
         return _refuse(state, 400, ["Unexpected character in the request body."]), None
 
 
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def adf_problem(node: Any, top: bool = True) -> str | None:
-    """Why ``node`` is not an ADF document, or None when it is one."""
+    """Why ``node`` is not an ADF document Jira stores, or None when it is one."""
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
         return "every ADF node is an object with a type"
     if top and (node["type"] != "doc" or node.get("version") != 1):
         return "an ADF document has type doc and version 1"
+    if top and utf16_units(json.dumps(node, ensure_ascii=False)) > 32767:
+        # Jira stores rich text as its ADF JSON and limits that, not the plain text.
+        return "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
     if not top and node["type"] == "doc":
         return "doc is only the top node"
     if node["type"] == "text":
@@ -249,7 +257,7 @@ def _create_problems(doc: Any) -> dict[str, str]:
     summary = fields.get("summary")
     if not isinstance(summary, str) or not summary.strip():
         errors["summary"] = "You must specify a summary of the issue."
-    elif len(summary) > 255 or "\n" in summary:
+    elif utf16_units(summary) > 255 or "\n" in summary:
         errors["summary"] = "Summary must be one line of less than 255 characters."
     if "description" in fields and (problem := adf_problem(fields["description"])):
         errors["description"] = f"Operation value must be an Atlassian Document: {problem}"

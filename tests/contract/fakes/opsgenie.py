@@ -2,7 +2,8 @@
 
 Written from the Alert API reference: ``Authorization: GenieKey <key>`` or 401 ("Could not
 authenticate"), a JSON body (415 otherwise), create needs ``message`` (at most 130 chars)
-and rejects an oversized alias/description or an unknown priority with 422; acknowledge,
+and rejects an oversized alias/description/entity, more than 20 tags or one over 50
+characters, details over 8000 characters in all, or an unknown priority with 422; acknowledge,
 close and notes need ``identifierType=alias`` here (the connector always addresses by
 alias; Opsgenie would read a bare alias as an alert id and lose the request) and notes
 need a ``note``. Opsgenie works asynchronously: a valid request gets 202 even for an alias
@@ -32,6 +33,7 @@ PRIORITIES = frozenset({"P1", "P2", "P3", "P4", "P5"})
 LIMITS = {"message": 130, "alias": 512, "description": 15000, "entity": 512,
           "source": 100, "user": 100, "note": 25000}
 ACTIONS = {"acknowledge": "acknowledge", "close": "resolve", "notes": "note"}
+TAGS, TAG_CHARS, DETAILS_CHARS = 20, 50, 8000
 
 
 @dataclass
@@ -125,6 +127,12 @@ def _problems(doc: dict[str, Any], required: tuple[str, ...]) -> dict[str, str]:
     details = doc.get("details", {})
     if not isinstance(details, dict) or not all(isinstance(v, str) for v in details.values()):
         errors["details"] = "details must map strings to strings"
+    elif sum(len(k) + len(v) for k, v in details.items()) > DETAILS_CHARS:
+        errors["details"] = f"details must be at most {DETAILS_CHARS} characters in total"
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or len(tags) > TAGS or not all(
+            isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
+        errors["tags"] = f"at most {TAGS} tags of at most {TAG_CHARS} characters"
     return errors
 
 
