@@ -344,6 +344,44 @@ def test_no_buttons_without_a_signing_secret_and_text_is_escaped() -> None:
     assert fake.blocks_problem(blocks) is None
 
 
+async def test_markup_in_a_title_arrives_escaped_and_pings_nobody(rig: Rig) -> None:
+    incident = sample_incident() | {
+        "title": "<!channel> disk <@U024BE7LH> full & <http://evil.example|click>",
+        "service": "<!here>"}
+    assert (await rig.send(sample_notification("chat", incident=incident))).kind == "ok"
+    body = json.loads(rig.state.requests[-1].body)
+    mrkdwn = [b for b in body["blocks"] if b["type"] != "header"]
+    sent = json.dumps([body["text"], mrkdwn])
+    for raw in ("<!channel>", "<!here>", "<@U024BE7LH>", "<http://evil.example"):
+        assert raw not in sent  # neither in the fallback text nor in any mrkdwn block
+    assert body["text"].startswith("[CRITICAL] &lt;!channel&gt; disk &lt;@U024BE7LH&gt; "
+                                   "full &amp; &lt;http://evil.example|click&gt;")
+    fields = [f["text"] for f in blocks_by_id(body["blocks"])["baton_fields"]["fields"]]
+    assert "*Service*\n&lt;!here&gt;" in fields
+    # The header is plain_text: shown as written, never parsed, so it is not escaped.
+    assert blocks_by_id(body["blocks"])["baton_header"]["text"]["text"].endswith(
+        "<!channel> disk <@U024BE7LH> full & <http://evil.example|click>")
+
+
+async def test_the_header_is_one_line_and_limits_count_characters(rig: Rig) -> None:
+    incident = sample_incident() | {"title": "Disk full\non db-1\r\n\tand  db-2 " + "🚨" * 200}
+    assert (await rig.send(sample_notification("chat", incident=incident))).kind == "ok"
+    body = json.loads(rig.state.requests[-1].body)
+    header = blocks_by_id(body["blocks"])["baton_header"]["text"]["text"]
+    assert header.startswith(":red_circle: Disk full on db-1 and db-2 🚨")
+    assert len(header) == 150 and header.endswith("…")  # characters, as slack_sdk counts
+    assert "\n" not in body["text"] and "\t" not in body["text"]
+
+
+def test_a_cut_never_splits_an_escape() -> None:
+    connector = SlackConnector("chat", {"webhook_url": Secret("https://hooks.example/x")})
+    incident = note(sample_incident(), "<" * 2000)
+    text, blocks = connector.render(sample_notification("chat", "note", incident=incident))
+    shown = blocks_by_id(blocks)["baton_note"]["text"]["text"]
+    assert len(shown) <= 3000 and shown.endswith("&lt;…")
+    assert len(text) <= 3000 and text.endswith("&lt;…")
+
+
 # --- schema -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("config", "valid"), [
