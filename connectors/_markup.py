@@ -82,7 +82,9 @@ def markdown_escape(text: Any) -> str:
 # "RedmineTextFormattingTextile": "<pre> ... </pre>" for preformatted text), a fenced code
 # block in Markdown (CommonMark 4.5: the fence is longer than any backtick run inside).
 REDMINE_FORMATS = ("textile", "markdown", "common_mark", "none")
-_PRE_END = re.compile(r"</(pre)", re.IGNORECASE)
+# Redmine's Textile (redcloth3.rb, rip_offtags) escapes everything after <pre> up to the
+# next <pre>, <code>, <kbd> or <notextile> tag, opening or closing (OFFTAG_MATCH).
+_OFFTAG = re.compile(r"<(/?(?:pre|code|kbd|notextile)\b)", re.IGNORECASE)
 _BACKTICKS = re.compile(r"`+")
 
 
@@ -91,9 +93,9 @@ def redmine_verbatim(text: str, formatting: str) -> str:
     if formatting == "none":
         return text
     if formatting == "textile":
-        # A "</pre" inside would end the block early: a zero-width space breaks the tag
-        # without changing what a reader sees.
-        return "<pre>\n" + _PRE_END.sub("<\u200b/\\1", text) + "\n</pre>"
+        # Any of those tags inside would end the escaping early: a zero-width space
+        # breaks the tag without changing what a reader sees.
+        return "<pre>\n" + _OFFTAG.sub("<\u200b\\1", text) + "\n</pre>"
     longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text}\n{fence}"
