@@ -20,6 +20,8 @@ from aiohttp.test_utils import TestServer
 from baton_connectors.slack import SlackConnector
 from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import slack as fake
+from specs import slack as spec
+from test_vendor_specs import EDGES, with_state
 
 from baton import schema
 from baton.errors import AuthError, ConfigError, PayloadError
@@ -282,6 +284,17 @@ async def test_webhook_mode_posts_a_new_message_per_action(rig: Rig) -> None:
     assert set(json.loads(post.body)) == {"text", "blocks"}
     note_blocks = rig.space.hook_posts[2]["blocks"]
     assert "Incident updated in Baton." in json.dumps(note_blocks)  # no timeline note given
+
+
+@pytest.mark.parametrize("edge", sorted(EDGES))
+async def test_webhook_mode_matches_slacks_description(rig: Rig, edge: str) -> None:
+    """test_vendor_specs drives the Web API mode; the webhook mode gets the same edges."""
+    for action in ("trigger", "update", "acknowledge", "note", "resolve"):
+        doc = with_state(EDGES[edge], action)
+        outcome = await rig.send(sample_notification("chat", action, incident=doc),
+                                 webhook=True)
+        assert outcome.kind == "ok", outcome
+    assert [p for seen in rig.state.requests for p in spec.check(seen)] == []
 
 
 @pytest.mark.parametrize(("status", "error", "kind"), [

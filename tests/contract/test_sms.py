@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from baton_connectors.sms import SmsConnector, phone_number
 from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import sms as fake
+from specs import sms as spec
 
 from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
@@ -186,6 +187,9 @@ async def test_a_retry_finds_the_text_already_sent(aiohttp_server: Server) -> No
     lookup = state.requests[-1]
     assert lookup.method == "GET" and lookup.query == {
         "To": "+15550111", "From": fake.FROM, "PageSize": "20"}
+    # The lookup (a retry only, so the vendor-spec suite never makes one) is a
+    # ListMessage call as Twilio's own OpenAPI describes it.
+    assert [p for seen in state.requests for p in spec.check(seen)] == []
 
 
 async def test_a_retry_sends_again_when_the_earlier_text_failed_or_is_unseen(
