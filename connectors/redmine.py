@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from baton import __version__
+from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
@@ -51,8 +52,6 @@ _DETAIL_CHARS = 200
 _CONCURRENCY = 4  # journal reads in flight during one sync
 _READ_BYTES = 16 * 1024 * 1024  # a page of 100 issues with long descriptions
 Json = dict[str, Any]
-
-
 _LINK = re.compile(r"^https?://[^\s<>\"'`]+$")
 
 
@@ -103,8 +102,9 @@ class RedmineConnector(Connector):
         self._names: dict[str, dict[str, int]] = {}  # lookup path -> name -> id
         self._closed_ids: set[int] | None = None
         self.formatting: str = config.get("text_formatting", "textile")
-        if self.formatting not in REDMINE_FORMATS:  # the schema says so; a direct caller
-            raise ValueError(f"text_formatting must be one of {REDMINE_FORMATS}")
+        if self.formatting not in REDMINE_FORMATS:  # the schema refuses it at load already
+            raise ConfigError([f"connectors.{name}.text_formatting: one of "
+                               f"{', '.join(REDMINE_FORMATS)}"])
 
     # --- the wire -------------------------------------------------------------------
 
