@@ -3,8 +3,10 @@
 Pure functions of the incident (no I/O), shared by the webhook and the Web API modes.
 Block ids are stable (``baton_header``, ``baton_fields``, ``baton_links``,
 ``baton_context``, ``baton_actions``, ``baton_note``) so a message can be read back.
-Everything from the incident that lands in mrkdwn is escaped: a title containing
-``<!channel>`` must not ping a whole channel.
+Everything from the incident that lands in mrkdwn is escaped (``&``, ``<``, ``>``, per
+Slack's "Formatting text"): a title containing ``<!channel>`` must not ping a whole
+channel. Limits are Block Kit's, counted in characters as Slack and its SDK count them;
+a cut never splits an escape. The header is plain text on one line.
 """
 
 from __future__ import annotations
@@ -13,25 +15,24 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ._markup import clip as _clip_plain
+from ._markup import one_line, slack_clip, slack_escape
+
 EVENT_TYPE = "baton_incident"
 GENERIC_NOTE = "Incident updated in Baton."
 SEVERITY_ICON = {"critical": ":red_circle:", "error": ":large_orange_circle:",
                  "warning": ":large_yellow_circle:", "info": ":large_blue_circle:"}
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-# Block Kit limits (header 150, field 2000, text 3000), with room for the escaping.
-HEADER_CHARS, FIELD_CHARS, TEXT_CHARS = 150, 1900, 2900
+# Block Kit limits: header text 150, section field 2000, section text 3000 (slack_sdk's
+# block models hold the same numbers). Text is escaped first, then clipped to these.
+HEADER_CHARS, FIELD_CHARS, TEXT_CHARS = 150, 2000, 3000
 MAX_LINKS = 5
 
 Block = dict[str, Any]
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def esc(text: Any) -> str:
-    """Slack mrkdwn treats these three as control characters."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+clip = slack_clip  # every clipped text here is mrkdwn or plain text already escaped
+esc = slack_escape
 
 
 def mention(target: Mapping[str, Any]) -> str | None:
@@ -69,7 +70,7 @@ def incident(inc: Mapping[str, Any], target: Mapping[str, Any], incident_url: st
     """The fallback text (notifications, screen readers) and the blocks of the incident's
     message. ``buttons``: whether clicks can be taken (a signing secret is configured)."""
     severity, status = str(inc.get("severity") or "error"), str(inc.get("status"))
-    title = str(inc.get("title") or inc.get("key") or inc["id"])
+    title = one_line(inc.get("title") or inc.get("key") or inc["id"])
     who = mention(target)
     text = f"[{severity.upper()}] {esc(title)} ({status})"
     if who:
@@ -84,7 +85,8 @@ def incident(inc: Mapping[str, Any], target: Mapping[str, Any], incident_url: st
             fields.append((label, inc[key]))
     blocks: list[Block] = [
         {"type": "header", "block_id": "baton_header", "text": {
-            "type": "plain_text", "emoji": True, "text": clip(
+            # plain_text is shown as is: no mrkdwn, so no escaping (an escape would show).
+            "type": "plain_text", "emoji": True, "text": _clip_plain(
                 f"{SEVERITY_ICON.get(severity, '')} {title}".strip(), HEADER_CHARS)}},
         {"type": "section", "block_id": "baton_fields", "fields": [
             {"type": "mrkdwn", "text": clip(f"*{label}*\n{esc(value)}", FIELD_CHARS)}
@@ -113,7 +115,7 @@ def note(inc: Mapping[str, Any]) -> tuple[str, list[Block]]:
     last = notes[-1] if notes else None
     body = str((last.get("detail") or {}).get("text") or GENERIC_NOTE) if last else GENERIC_NOTE
     who = f" by {last['actor']}" if last and last.get("actor") else ""
-    title = inc.get("title") or inc["id"]
+    title = one_line(inc.get("title") or inc["id"])
     text = clip(f"Note{esc(who)} on {esc(title)}: {esc(body)}", TEXT_CHARS)
     return text, [{"type": "section", "block_id": "baton_note", "text": {
         "type": "mrkdwn", "text": clip(f"*Note{esc(who)}*\n{esc(body)}", TEXT_CHARS)}},
@@ -122,5 +124,5 @@ def note(inc: Mapping[str, Any]) -> tuple[str, list[Block]]:
 
 def ping(inc: Mapping[str, Any], who: str) -> str:
     """A thread reply for a person paged on an existing message (an edit notifies nobody)."""
-    return clip(f"{who} this incident needs you: {esc(inc.get('title') or inc['id'])}",
-                TEXT_CHARS)
+    title = one_line(inc.get("title") or inc["id"])
+    return clip(f"{who} this incident needs you: {esc(title)}", TEXT_CHARS)

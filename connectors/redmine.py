@@ -17,6 +17,11 @@ integers are taken as ids.
 Redmine cannot call back, so the connector polls (``sync``): an open incident's issue that
 a human closed becomes a ``resolve`` event. Baton's own journal notes start with
 ``[baton]``; a close made with such a note is Baton's and yields nothing.
+
+The subject is one line of at most 255 characters (Redmine's column; Ruby counts
+characters). Descriptions and notes are rendered with the instance's text formatting
+(``text_formatting``: Textile by default, or Markdown): alert text goes into a block that
+formatter shows verbatim, so ``*x*``, ``"a":http://...`` or ``<b>`` in an alert stays text.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from typing import Any, ClassVar
 import aiohttp
 
 from baton import __version__
+from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from ._config import base_url, json_request
+from ._markup import REDMINE_FORMATS, one_line, redmine_verbatim
 
 PRIORITIES = {"critical": "Urgent", "error": "High", "warning": "Normal", "info": "Low"}
 NOTE_PREFIX = "[baton]"
@@ -45,6 +52,7 @@ _DETAIL_CHARS = 200
 _CONCURRENCY = 4  # journal reads in flight during one sync
 _READ_BYTES = 16 * 1024 * 1024  # a page of 100 issues with long descriptions
 Json = dict[str, Any]
+_LINK = re.compile(r"^https?://[^\s<>\"'`]+$")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -93,6 +101,10 @@ class RedmineConnector(Connector):
         self._assignee: int | None = config.get("assigned_to_id")
         self._names: dict[str, dict[str, int]] = {}  # lookup path -> name -> id
         self._closed_ids: set[int] | None = None
+        self.formatting: str = config.get("text_formatting", "textile")
+        if self.formatting not in REDMINE_FORMATS:  # the schema refuses it at load already
+            raise ConfigError([f"connectors.{name}.text_formatting: one of "
+                               f"{', '.join(REDMINE_FORMATS)}"])
 
     # --- the wire -------------------------------------------------------------------
 
@@ -193,11 +205,17 @@ class RedmineConnector(Connector):
         alerts = incident.get("alerts") or []
         title = incident.get("title") or (alerts[0].get("summary") if alerts else "") \
             or incident.get("key") or "Baton incident"
-        return f"{_clip(str(title), SUBJECT_CHARS - len(tag) - 1)} {tag}"
+        return f"{_clip(one_line(title), SUBJECT_CHARS - len(tag) - 1)} {tag}"
+
+    def verbatim(self, text: str) -> str:
+        """Alert text as a block the instance's formatter shows as it is."""
+        return redmine_verbatim(_clip(text, TEXT_CHARS - 200), self.formatting)
 
     def description(self, incident: Mapping[str, Any]) -> str:
-        lines = [f"Baton incident {incident['id']} ({incident.get('status')}, severity "
-                 f"{incident.get('severity')})", f"Key: {incident.get('key')}"]
+        head = (f"Baton incident {incident['id']} ({incident.get('status')}, severity "
+                f"{incident.get('severity')})")
+        lines = [f"Key: {incident.get('key')}"]
+        links: list[str] = []
         if incident.get("service"):
             lines.append(f"Service: {incident['service']}")
         lines += ["", "Alerts:"]
@@ -210,7 +228,12 @@ class RedmineConnector(Connector):
                 lines.append("  labels: " + ", ".join(f"{k}={v}" for k, v in labels.items()))
             for link in alert.get("links") or ():
                 lines.append(f"  link: {link.get('text') or link['href']} {link['href']}")
-        return _clip("\n".join(lines), TEXT_CHARS)
+                if _LINK.match(str(link["href"])) and link["href"] not in links:
+                    links.append(link["href"])
+        # Plain URLs after the block, one a line, so every formatter still links them.
+        tail = "".join(f"\n{href}" for href in links[:20])
+        return _clip(f"{head}\n\n{self.verbatim(chr(10).join(lines))}\n{tail}".rstrip(),
+                     TEXT_CHARS)
 
     def note(self, notification: Notification) -> str:
         inc, action = notification.incident, notification.action
@@ -222,8 +245,8 @@ class RedmineConnector(Connector):
             notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
             last = notes[-1] if notes else {}
             said = (last.get("detail") or {}).get("text")
-            text = f"Note from {last.get('actor') or 'someone'}: {said}" if said \
-                else GENERIC_NOTE
+            text = (f"Note from {one_line(last.get('actor') or 'someone')}:\n\n"
+                    f"{self.verbatim(str(said))}" if said else GENERIC_NOTE)
         else:
             level = (inc.get("escalation") or {}).get("level")
             text = (f"Incident updated in Baton: status {inc.get('status')}, severity "

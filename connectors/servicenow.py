@@ -14,6 +14,10 @@ Callbacks come from an outbound REST message that a business rule on ``incident`
 (``callback_username``/``callback_password``) or Bearer (``callback_token``); see
 ``callback`` for the body. ServiceNow signs nothing and sends no timestamp, so replays are
 caught by the core's event-id dedup, not by a time window.
+
+``short_description`` is one line of at most 160 characters (the out-of-box column).
+Journal fields render text between ``[code]`` and ``[/code]`` as HTML; those tags in
+alert text or notes are defused, so work notes always show as the plain text they are.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 
 from ._config import base_url, json_request, reveal
+from ._markup import one_line, servicenow_journal
 
 TABLE = "/api/now/table/incident"
 DEFAULT_LEVELS = {"critical": {"urgency": 1, "impact": 1}, "error": {"urgency": 1, "impact": 2},
@@ -106,7 +111,7 @@ class ServiceNowConnector(Connector):
         title = inc.get("title") or (alerts[0].get("summary") if alerts else "") or inc["key"]
         level = self._levels.get(str(inc.get("severity")), DEFAULT_LEVELS["error"])
         return {
-            "short_description": _clip(str(title), SHORT_CHARS),
+            "short_description": _clip(one_line(title), SHORT_CHARS),
             "description": _clip("\n".join(lines), TEXT_CHARS),
             "urgency": str(level["urgency"]),
             "impact": str(level["impact"]),
@@ -121,7 +126,7 @@ class ServiceNowConnector(Connector):
             by = inc.get("resolved_by") or "baton"
             return {"state": RESOLVED, "close_code": self._close_code,
                     "close_notes": f"Resolved in Baton by {by}.",
-                    "work_notes": f"{MARKER} Resolved in Baton by {by}."}
+                    "work_notes": servicenow_journal(f"{MARKER} Resolved in Baton by {by}.")}
         if action == "acknowledge":
             text = f"Acknowledged in Baton by {inc.get('acknowledged_by') or 'baton'}."
         elif action == "note":
@@ -134,7 +139,7 @@ class ServiceNowConnector(Connector):
             esc = inc.get("escalation") or {}
             text = (f"Incident updated in Baton: status {inc.get('status')}, escalation "
                     f"level {esc.get('level')}, {inc.get('event_count', 1)} alert event(s).")
-        return {"work_notes": _clip(f"{MARKER} {text}", TEXT_CHARS)}
+        return {"work_notes": _clip(servicenow_journal(f"{MARKER} {text}"), TEXT_CHARS)}
 
     # -- the wire --------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ since a second text is better than a lost page.
 
 Texts are plain ASCII where Baton writes them (titles may add other characters): a
 character outside the GSM 7-bit alphabet, such as an em dash, makes every segment of the
-message 70 characters instead of 160.
+message 70 characters instead of 160. Titles and notes are put on one line (a text has no
+room for layout), and lengths are counted in UTF-16 units as Twilio segments UCS-2 text
+(an emoji is two), so the Body stays within Twilio's 1,600 whatever the title holds.
 """
 
 from __future__ import annotations
@@ -43,13 +45,14 @@ from baton.plugin import Connector, classify_status
 from baton.secret import Secret
 
 from ._config import base_url, read_capped
+from ._markup import clip_utf16, one_line
 
 BASE_URL = "https://api.twilio.com"
 DEFAULT_ACTIONS = ("trigger", "update", "resolve")
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _SEPARATORS = re.compile(r"[\s().-]")
 _PREFIXES = ("tel:", "sms:", "phone:")
-BODY_CHARS = 1600  # Twilio refuses a longer Body (error 21617)
+BODY_CHARS = 1600  # Twilio refuses a longer Body (error 21617); UTF-16 units here
 TITLE_CHARS = 80
 NOTE_CHARS = 160  # the incident's timeline has the whole note
 LOOKUP_PAGE = 20
@@ -61,7 +64,7 @@ _READ_BYTES = 256 * 1024  # a page of LOOKUP_PAGE messages of up to BODY_CHARS e
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip_utf16(text, limit)
 
 
 def phone_number(value: Any) -> str | None:
@@ -130,8 +133,8 @@ class SmsConnector(Connector):
         """The message, a pure function of the notification (so a retry sends the same)."""
         inc, action = notification.incident, notification.action
         alerts = inc.get("alerts") or []
-        title = _clip(str(inc.get("title") or (alerts[0].get("summary") if alerts else "")
-                          or inc["key"]), TITLE_CHARS)
+        title = _clip(one_line(inc.get("title") or (alerts[0].get("summary") if alerts
+                                                     else "") or inc["key"]), TITLE_CHARS)
         service = f" ({inc['service']})" if inc.get("service") else ""
         severity = str(inc.get("severity") or "info").upper()
         ident = f"Baton incident {inc['id']}"
@@ -152,7 +155,7 @@ class SmsConnector(Connector):
         else:
             notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
             note = ((notes[-1].get("detail") or {}).get("text") if notes else None)
-            text = f"[NOTE] {title}: {_clip(str(note or GENERIC_NOTE), NOTE_CHARS)} - {ident}"
+            text = f"[NOTE] {title}: {_clip(one_line(note or GENERIC_NOTE), NOTE_CHARS)} - {ident}"
         return _clip(text, BODY_CHARS - 11) + self.reference(notification)
 
     @staticmethod

@@ -14,6 +14,10 @@ names the action and the idempotency key, so such a duplicate is recognisably th
 
 Version 1.4: Teams renders cards up to 1.5, but nothing here needs more than 1.2, and an
 older client shows only fallback text for a version it does not know.
+
+Teams renders TextBlock text and fact values as Markdown ("Text formatting in cards"), so
+everything that came from an alert or a person is backslash-escaped (CommonMark 2.4): a
+title like ``[x](http://...)`` or ``**x**`` shows as written. The title is one line.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from baton.errors import ConfigError
 from baton.model import Notification, Outcome
 from baton.plugin import Connector, classify_status
 from baton.secret import Secret
+
+from ._markup import markdown_escape, one_line
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -54,6 +60,11 @@ _READ_BYTES = 1024
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _md(value: Any) -> str:
+    """Text from an alert or a person, as literal text in a Markdown TextBlock."""
+    return markdown_escape(value)
 
 
 def _http_url(value: Any) -> str | None:
@@ -104,15 +115,16 @@ class TeamsConnector(Connector):
         """What happened, in one line under the title."""
         inc, action = notification.incident, notification.action
         if action == "acknowledge":
-            return f"Acknowledged by {inc.get('acknowledged_by') or 'someone'}."
+            return f"Acknowledged by {_md(inc.get('acknowledged_by') or 'someone')}."
         if action == "resolve":
-            return f"Resolved by {inc.get('resolved_by') or 'the source'}."
+            return f"Resolved by {_md(inc.get('resolved_by') or 'the source')}."
         if action == "note":
             notes = [e for e in inc.get("timeline") or () if e.get("type") == "note"]
             if not notes:
                 return GENERIC_NOTE
             text = (notes[-1].get("detail") or {}).get("text") or GENERIC_NOTE
-            return _clip(f"{notes[-1].get('actor') or 'someone'}: {text}", NOTE_CHARS)
+            said = _clip(f"{notes[-1].get('actor') or 'someone'}: {text}", NOTE_CHARS)
+            return markdown_escape(said)
         level = (inc.get("escalation") or {}).get("level")
         events = inc.get("event_count")
         parts = [f"escalation level {level}" if level else "",
@@ -130,17 +142,21 @@ class TeamsConnector(Connector):
                  ("Service", inc.get("service")),
                  ("Level", (inc.get("escalation") or {}).get("level")),
                  ("Incident", inc["id"])]
+        lead = f"[{severity.upper()}] {VERBS[action]}: "
         body: list[dict[str, Any]] = [
-            {"type": "TextBlock", "text": _clip(f"[{severity.upper()}] {VERBS[action]}: "
-                                                f"{title}", TITLE_CHARS),
+            # "[CRITICAL]" is no link (no "(" or reference follows): left as written.
+            {"type": "TextBlock", "text": lead + _md(_clip(one_line(title),
+                                                           TITLE_CHARS - len(lead))),
              "size": "Large", "weight": "Bolder", "color": color, "wrap": True},
             {"type": "TextBlock", "text": self.headline(notification), "wrap": True},
-            {"type": "FactSet", "facts": [{"title": k, "value": str(v)} for k, v in facts
+            {"type": "FactSet", "facts": [{"title": k, "value": _md(v)} for k, v in facts
                                           if v not in (None, "")]},
         ]
         if alerts:
-            lines = [_clip(f"- {a.get('summary', '')}" + (f": {a['description']}" if a.get(
-                "description") else ""), ALERT_CHARS) for a in alerts[:MAX_ALERTS]]
+            # One list item per alert: its text on one line, escaped, after Baton's "- ".
+            lines = ["- " + _md(_clip(one_line(f"{a.get('summary', '')}" + (
+                f": {a['description']}" if a.get("description") else "")), ALERT_CHARS))
+                for a in alerts[:MAX_ALERTS]]
             if len(alerts) > MAX_ALERTS:
                 lines.append(f"- ... and {len(alerts) - MAX_ALERTS} more")
             body.append({"type": "TextBlock", "text": "\n".join(lines), "wrap": True,

@@ -97,7 +97,7 @@ async def test_lifecycle_on_one_issue(rig: Rig) -> None:
     notes = [j["notes"] for j in issue["journals"]]
     assert notes[0].startswith("[baton] Incident updated in Baton: status triggered")
     assert notes[1:] == ["[baton] Acknowledged in Baton by bob.",
-                         "[baton] Note from carol: rolling back",
+                         "[baton] Note from carol:\n\n<pre>\nrolling back\n</pre>",
                          "[baton] Resolved in Baton by alice."]
     assert [(a.action, a.keys) for a in rig.state.accepted] == [
         ("trigger", (MARKER,)), ("note", (MARKER,)), ("note", (MARKER,)),
@@ -259,6 +259,49 @@ async def test_long_titles_keep_the_marker(rig: Rig) -> None:
     assert (await rig.send(sample_notification("rm", incident=doc))).kind == "ok"
     subject = rig.issues.by_id[1]["subject"]
     assert len(subject) == 255 and subject.endswith(f"… {MARKER}")
+
+
+async def test_a_multi_line_title_reaches_the_subject_as_one_line(rig: Rig) -> None:
+    doc = sample_incident() | {"title": "Disk full\non db-1\r\n\tand   db-2 🔥"}
+    assert (await rig.send(sample_notification("rm", incident=doc))).kind == "ok"
+    assert rig.issues.by_id[1]["subject"] == f"Disk full on db-1 and db-2 🔥 {MARKER}"
+
+
+def markup_incident() -> dict[str, Any]:
+    doc = sample_incident()
+    doc["alerts"][0] |= {
+        "summary": '*bold* "link":http://evil.example </pre> <b>x</b> ```',
+        "description": "h1. heading\n# item\n[x](http://evil.example)",
+        "links": [{"href": "https://grafana.example/d/1", "text": "dash"},
+                  {"href": "javascript:alert(1)", "text": "bad"}]}
+    return doc
+
+
+async def test_alert_text_is_shown_verbatim_in_textile(rig: Rig) -> None:
+    doc = markup_incident()
+    assert (await rig.send(sample_notification("rm", incident=doc))).kind == "ok"
+    text = rig.issues.by_id[1]["description"]
+    head, block = text.split("\n\n<pre>\n", 1)
+    assert head.startswith(f"Baton incident {INCIDENT_ID}")
+    inside, after = block.split("\n</pre>", 1)
+    # Everything from the alert is inside the one <pre> block; a </pre> of its own is
+    # broken by a zero-width space, so Redmine keeps escaping to the real end.
+    assert '*bold* "link":http://evil.example <\u200b/pre> <b>x</b>' in inside
+    assert "h1. heading\n# item" in inside and "</pre>" not in inside
+    assert after == "\n\nhttps://grafana.example/d/1"  # linkable; javascript: is not
+
+
+async def test_alert_text_is_fenced_for_markdown(rig: Rig) -> None:
+    doc = noted(markup_incident(), "bob", "see ```` and **this**")
+    await rig.send(sample_notification("rm", incident=doc), text_formatting="common_mark")
+    await rig.send(sample_notification("rm", "note", incident=with_ref(doc, 1)),
+                   text_formatting="common_mark")
+    issue = rig.issues.by_id[1]
+    assert "\n\n````text\n" in issue["description"]  # the summary holds a ```
+    assert "</pre>" in issue["description"]  # no escaping needed inside a fence
+    # The fence is longer than any run of backticks in the text, so nothing closes it.
+    assert issue["journals"][-1]["notes"] == (
+        "[baton] Note from bob:\n\n`````text\nsee ```` and **this**\n`````")
 
 
 async def test_sync_reports_issues_humans_closed(rig: Rig) -> None:

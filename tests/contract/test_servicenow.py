@@ -108,6 +108,28 @@ async def test_lifecycle_on_one_record(aiohttp_server: Server) -> None:
     assert state.rejected == []
 
 
+async def test_a_multi_line_title_is_one_line_and_code_tags_stay_text(
+        aiohttp_server: Server) -> None:
+    state, incidents, base = await start_fake(aiohttp_server)
+    conn = connector(base)
+    title = "Disk full\non db-1\r\n\tand   db-2 " + "ü" * 200
+    doc = sample_incident() | {"title": title}
+    [created] = await send(conn, sample_notification("sn", incident=doc))
+    assert created.kind == "ok" and created.external_ref is not None
+    sys_id = created.external_ref.id
+    short = incidents.by_sys_id[sys_id]["short_description"]
+    assert short.startswith("Disk full on db-1 and db-2 üü") and len(short) == 160
+    noted = doc | {"timeline": [*doc["timeline"], {
+        "at": "2024-11-20T08:20:00.000Z", "type": "note", "actor": "bob",
+        "detail": {"text": "[code]<img src=x onerror=alert(1)>[/CODE]"}}]}
+    await send(conn, sample_notification("sn", "note", incident=with_ref(noted, created)))
+    # ServiceNow renders [code]...[/code] in journal fields as HTML: the tags arrive
+    # broken by a zero-width space and show as the text they are.
+    assert incidents.work_notes[sys_id][-1] == (
+        "[Baton] Note from bob: [\u200bcode]<img src=x onerror=alert(1)>[\u200b/CODE]")
+    assert state.rejected == []
+
+
 async def test_no_second_record_after_a_lost_response(aiohttp_server: Server) -> None:
     state, incidents, base = await start_fake(aiohttp_server, lose_first_create=True)
     conn = connector(base)

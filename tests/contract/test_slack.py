@@ -20,6 +20,8 @@ from aiohttp.test_utils import TestServer
 from baton_connectors.slack import SlackConnector
 from fakes import INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import slack as fake
+from specs import slack as spec
+from test_vendor_specs import EDGES, with_state
 
 from baton import schema
 from baton.errors import AuthError, ConfigError, PayloadError
@@ -284,6 +286,17 @@ async def test_webhook_mode_posts_a_new_message_per_action(rig: Rig) -> None:
     assert "Incident updated in Baton." in json.dumps(note_blocks)  # no timeline note given
 
 
+@pytest.mark.parametrize("edge", sorted(EDGES))
+async def test_webhook_mode_matches_slacks_description(rig: Rig, edge: str) -> None:
+    """test_vendor_specs drives the Web API mode; the webhook mode gets the same edges."""
+    for action in ("trigger", "update", "acknowledge", "note", "resolve"):
+        doc = with_state(EDGES[edge], action)
+        outcome = await rig.send(sample_notification("chat", action, incident=doc),
+                                 webhook=True)
+        assert outcome.kind == "ok", outcome
+    assert [p for seen in rig.state.requests for p in spec.check(seen)] == []
+
+
 @pytest.mark.parametrize(("status", "error", "kind"), [
     (400, "invalid_payload", "permanent"), (403, "invalid_token", "permanent"),
     (404, "channel_not_found", "permanent"), (410, "channel_is_archived", "permanent"),
@@ -342,6 +355,44 @@ def test_no_buttons_without_a_signing_secret_and_text_is_escaped() -> None:
         f"<https://baton.example/i/{INCIDENT_ID}|Baton incident> · "
         "<https://grafana.example/d/1|dash>")
     assert fake.blocks_problem(blocks) is None
+
+
+async def test_markup_in_a_title_arrives_escaped_and_pings_nobody(rig: Rig) -> None:
+    incident = sample_incident() | {
+        "title": "<!channel> disk <@U024BE7LH> full & <http://evil.example|click>",
+        "service": "<!here>"}
+    assert (await rig.send(sample_notification("chat", incident=incident))).kind == "ok"
+    body = json.loads(rig.state.requests[-1].body)
+    mrkdwn = [b for b in body["blocks"] if b["type"] != "header"]
+    sent = json.dumps([body["text"], mrkdwn])
+    for raw in ("<!channel>", "<!here>", "<@U024BE7LH>", "<http://evil.example"):
+        assert raw not in sent  # neither in the fallback text nor in any mrkdwn block
+    assert body["text"].startswith("[CRITICAL] &lt;!channel&gt; disk &lt;@U024BE7LH&gt; "
+                                   "full &amp; &lt;http://evil.example|click&gt;")
+    fields = [f["text"] for f in blocks_by_id(body["blocks"])["baton_fields"]["fields"]]
+    assert "*Service*\n&lt;!here&gt;" in fields
+    # The header is plain_text: shown as written, never parsed, so it is not escaped.
+    assert blocks_by_id(body["blocks"])["baton_header"]["text"]["text"].endswith(
+        "<!channel> disk <@U024BE7LH> full & <http://evil.example|click>")
+
+
+async def test_the_header_is_one_line_and_limits_count_characters(rig: Rig) -> None:
+    incident = sample_incident() | {"title": "Disk full\non db-1\r\n\tand  db-2 " + "🚨" * 200}
+    assert (await rig.send(sample_notification("chat", incident=incident))).kind == "ok"
+    body = json.loads(rig.state.requests[-1].body)
+    header = blocks_by_id(body["blocks"])["baton_header"]["text"]["text"]
+    assert header.startswith(":red_circle: Disk full on db-1 and db-2 🚨")
+    assert len(header) == 150 and header.endswith("…")  # characters, as slack_sdk counts
+    assert "\n" not in body["text"] and "\t" not in body["text"]
+
+
+def test_a_cut_never_splits_an_escape() -> None:
+    connector = SlackConnector("chat", {"webhook_url": Secret("https://hooks.example/x")})
+    incident = note(sample_incident(), "<" * 2000)
+    text, blocks = connector.render(sample_notification("chat", "note", incident=incident))
+    shown = blocks_by_id(blocks)["baton_note"]["text"]["text"]
+    assert len(shown) <= 3000 and shown.endswith("&lt;…")
+    assert len(text) <= 3000 and text.endswith("&lt;…")
 
 
 # --- schema -----------------------------------------------------------------------------

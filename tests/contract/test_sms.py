@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from baton_connectors.sms import SmsConnector, phone_number
 from fakes import CHUNK, INCIDENT_ID, FakeState, Reply, sample_incident, sample_notification
 from fakes import sms as fake
+from specs import sms as spec
 
 from baton.errors import ConfigError
 from baton.model import ExternalRef, Notification, Outcome
@@ -122,6 +123,23 @@ def test_long_texts_are_clipped_below_twilios_limit() -> None:
         assert len(text) <= 320 and " ref:" in text
 
 
+async def test_titles_and_notes_are_one_line_and_emoji_count_twice(
+        aiohttp_server: Server) -> None:
+    state, messages, base = await start_fake(aiohttp_server)
+    incident = sample_incident() | {"title": "Disk full\non db-1\r\n\tnow " + "🔥" * 100}
+    incident["timeline"] = [{"at": "2024-11-20T08:20:00.000Z", "type": "note",
+                             "actor": "carol", "detail": {"text": "rolled\nback"}}]
+    assert (await send(fake.config(base) | {"actions": ALL},
+                       note("note", incident=incident))).kind == "ok"
+    body = messages[-1]["body"]
+    assert body.startswith("[NOTE] Disk full on db-1 now 🔥") and "\n" not in body
+    assert ": rolled back - Baton incident" in body
+    # Twilio segments UCS-2 text by UTF-16 units: the title's 80 are counted that way.
+    title = body.removeprefix("[NOTE] ").split(": rolled")[0]
+    assert len(title.encode("utf-16-le")) // 2 <= 80 and title.endswith("🔥...")
+    assert state.rejected == []
+
+
 @pytest.mark.parametrize(("target", "expected"), [
     (ALICE, "+15550111"),
     (ALICE | {"contacts": {"phone": "+1 (555) 011-2233"}}, "+15550112233"),
@@ -169,6 +187,9 @@ async def test_a_retry_finds_the_text_already_sent(aiohttp_server: Server) -> No
     lookup = state.requests[-1]
     assert lookup.method == "GET" and lookup.query == {
         "To": "+15550111", "From": fake.FROM, "PageSize": "20"}
+    # The lookup (a retry only, so the vendor-spec suite never makes one) is a
+    # ListMessage call as Twilio's own OpenAPI describes it.
+    assert [p for seen in state.requests for p in spec.check(seen)] == []
 
 
 async def test_a_retry_sends_again_when_the_earlier_text_failed_or_is_unseen(

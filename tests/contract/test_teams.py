@@ -141,6 +141,32 @@ def test_many_alerts_are_summarised_and_the_card_stays_small() -> None:
     assert len(json.dumps(message).encode()) < 28 * 1024  # Teams' message size limit
 
 
+async def test_markdown_in_alert_text_arrives_escaped_and_titles_are_one_line(
+        aiohttp_server: Server) -> None:
+    state, base = await start_fake(aiohttp_server)
+    incident = sample_incident() | {
+        "title": "[click](http://evil.example) **now**\n_line two_", "service": "*svc*"}
+    incident["alerts"][0] |= {"summary": "# big", "description": "a\n- b\n1. c"}
+    outcome = await send(fake.config(base), sample_notification("chat", incident=incident))
+    assert outcome.kind == "ok", outcome
+    title, _, facts, alerts, _ = card_of(state.requests[-1].body)["body"]
+    # Teams renders TextBlock text as Markdown: the link and the emphasis show as text.
+    assert title["text"] == ("[CRITICAL] Triggered: \\[click\\]\\(http://evil.example\\) "
+                             "\\*\\*now\\*\\* \\_line two\\_")
+    assert {"title": "Service", "value": "\\*svc\\*"} in facts["facts"]
+    # Each alert is one list item Baton writes; its own text cannot start another.
+    assert alerts["text"] == "- \\# big: a - b 1. c"
+
+
+def test_a_note_keeps_its_lines_but_not_their_markup() -> None:
+    incident = sample_incident()
+    incident["timeline"].append({"at": "2024-11-20T08:20:00.000Z", "type": "note",
+                                 "actor": "bob", "detail": {"text": "see\n- [x](y)\n2. z"}})
+    card = connector().card(sample_notification("chat", "note", incident=incident))
+    assert card["attachments"][0]["content"]["body"][1]["text"] == (
+        "bob: see\n\\- \\[x\\]\\(y\\)\n2\\. z")
+
+
 async def test_a_retry_posts_the_same_card(aiohttp_server: Server) -> None:
     """No dedup at the vendor: a retry after a lost 202 posts again, the same card."""
     state, base = await start_fake(aiohttp_server)
