@@ -11,32 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-ELLIPSIS = "…"
-
-
-def one_line(text: Any) -> str:
-    """Every run of whitespace (line breaks and tabs included) as one space, trimmed:
-    for the fields a vendor shows as a single line (subjects, headers, titles)."""
-    return " ".join(str(text).split())
-
-
-def clip(text: str, limit: int) -> str:
-    """At most ``limit`` characters (code points, as Slack, Redmine and ServiceNow count),
-    marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def clip_utf16(text: str, limit: int, mark: str = "...") -> str:
-    """At most ``limit`` UTF-16 code units (Twilio segments UCS-2 text by them: an emoji
-    outside the Basic Multilingual Plane is two), never splitting a surrogate pair."""
-    if len(text.encode("utf-16-le")) // 2 <= limit:
-        return text
-    budget, units = limit - len(mark.encode("utf-16-le")) // 2, 0
-    for i, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > budget:
-            return text[:i] + mark
-    return text
+from ._text import ELLIPSIS
 
 
 # --- Slack mrkdwn ----------------------------------------------------------------------

@@ -15,8 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._markup import clip as _clip_plain
-from ._markup import one_line, slack_clip, slack_escape
+from ._markup import slack_clip, slack_escape
+from ._text import clip as _clip_plain
+from ._text import one_line
 
 EVENT_TYPE = "baton_incident"
 GENERIC_NOTE = "Incident updated in Baton."

@@ -43,6 +43,8 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import Connector
 from baton.secret import Secret
 
+from ._text import clip, one_line
+
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 STATES = {"trigger": "triggered", "update": "updated", "acknowledge": "acknowledged",
           "resolve": "resolved", "note": "note"}
@@ -55,8 +57,7 @@ _SAFE_LINK_SCHEMES = ("http://", "https://")
 
 def _one_line(text: Any, limit: int = 1000) -> str:
     """Header-safe: CR/LF in a header would end it early (header injection)."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return clip(one_line(text), limit)
 
 
 def _address(text: str) -> str | None:

@@ -40,7 +40,8 @@ from baton.plugin import CallbackEvent, Connector, classify_status
 from baton.secret import Secret
 
 from ._config import base_url, json_request
-from ._markup import REDMINE_FORMATS, one_line, redmine_verbatim
+from ._markup import REDMINE_FORMATS, redmine_verbatim
+from ._text import one_line
 
 PRIORITIES = {"critical": "Urgent", "error": "High", "warning": "Normal", "info": "Low"}
 NOTE_PREFIX = "[baton]"

@@ -38,7 +38,8 @@ from baton.model import ExternalRef, Notification, Outcome
 from baton.plugin import CallbackEvent, Connector, classify_status
 
 from ._config import base_url, json_request, reveal
-from ._markup import one_line, servicenow_journal
+from ._markup import servicenow_journal
+from ._text import one_line
 
 TABLE = "/api/now/table/incident"
 DEFAULT_LEVELS = {"critical": {"urgency": 1, "impact": 1}, "error": {"urgency": 1, "impact": 2},

@@ -45,7 +45,7 @@ from baton.plugin import Connector, classify_status
 from baton.secret import Secret
 
 from ._config import base_url, read_capped
-from ._markup import clip_utf16, one_line
+from ._text import clip, one_line
 
 BASE_URL = "https://api.twilio.com"
 DEFAULT_ACTIONS = ("trigger", "update", "resolve")
@@ -64,7 +64,7 @@ _READ_BYTES = 256 * 1024  # a page of LOOKUP_PAGE messages of up to BODY_CHARS e
 
 
 def _clip(text: str, limit: int) -> str:
-    return clip_utf16(text, limit)
+    return clip(text, limit, utf16=True, mark="...")
 
 
 def phone_number(value: Any) -> str | None:

@@ -35,7 +35,8 @@ from baton.model import Notification, Outcome
 from baton.plugin import Connector, classify_status
 from baton.secret import Secret
 
-from ._markup import markdown_escape, one_line
+from ._markup import markdown_escape
+from ._text import one_line
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"

@@ -30,3 +30,11 @@ def test_clip(text: str, limit: int, utf16: bool, expected: str) -> None:
     assert cut == expected
     assert (utf16_len(cut) if utf16 else len(cut)) <= limit
     cut.encode("utf-8")  # never a lone surrogate
+
+
+def test_clip_with_an_ascii_mark_counts_the_mark_too() -> None:
+    text = "ab" + "🔥" * 5
+    assert clip(text, 12, utf16=True, mark="...") == text  # 2 + 5 x 2 units
+    assert clip(text, 11, utf16=True, mark="...") == "ab🔥🔥🔥..."  # 2 + 6 + 3
+    assert clip("abc🔥", 4, utf16=True) == "abc…"
+    assert clip("abcdef", 2, mark="...") == ""

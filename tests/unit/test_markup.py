@@ -7,10 +7,6 @@ import pytest
 from baton_connectors import _markup as m
 
 
-def test_one_line_collapses_every_kind_of_whitespace() -> None:
-    assert m.one_line(" a\nb\r\n\tc\u2028d  e ") == "a b c d e"
-
-
 @pytest.mark.parametrize(("raw", "limit", "expected"), [
     ("ab<<<<", 6, "ab…"),          # "ab&lt" would be cut: the partial entity goes
     ("a&b", 5, "a…"),              # "a&am"
@@ -20,14 +16,6 @@ def test_one_line_collapses_every_kind_of_whitespace() -> None:
 def test_slack_clip_never_splits_an_entity(raw: str, limit: int, expected: str) -> None:
     shown = m.slack_clip(m.slack_escape(raw), limit)
     assert shown == expected and len(shown) <= limit
-
-
-def test_clip_utf16_counts_astral_characters_twice_and_keeps_pairs() -> None:
-    text = "ab" + "🔥" * 5
-    assert m.clip_utf16(text, 12) == text  # 2 + 5 x 2 units
-    assert m.clip_utf16(text, 11) == "ab🔥🔥🔥..."  # 2 + 6 + 3
-    assert m.clip_utf16("ab🔥", 5, mark="…") == "ab🔥"
-    assert m.clip_utf16("abc🔥", 4, mark="…") == "abc…"
 
 
 def test_markdown_escape_disarms_links_emphasis_and_block_markers() -> None:
