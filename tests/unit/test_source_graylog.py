@@ -91,10 +91,14 @@ def test_timestamp() -> None:
 def test_summary_and_description() -> None:
     alert = parse(top={"event_definition_description": "Too many errors"},
                   message="Errors: count()=42")
-    assert alert.summary == "Errors"
-    assert alert.description == "Errors: count()=42\n\nToo many errors"
-    assert parse(top={"event_definition_title": None}).summary == "Errors"
-    assert parse().description == "", "a message equal to the title says nothing more"
+    # The message says what happened (an event summary template); the title names it.
+    assert (alert.name, alert.summary) == ("Errors", "Errors: count()=42")
+    assert alert.description == "Too many errors"
+    assert alert.title == "Errors: count()=42", "the summary already names the definition"
+    assert parse(message="count()=42").title == "Errors: count()=42"
+    untitled = parse(top={"event_definition_title": None})
+    assert (untitled.name, untitled.summary) == (None, "Errors")
+    assert parse().description == ""
 
 
 def test_backlog_is_counted() -> None:
