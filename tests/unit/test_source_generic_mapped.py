@@ -288,3 +288,11 @@ def test_any_expression_on_any_body_is_alerts_or_a_payload_error(
     validator = schema.validator("incident.schema.json", "alert")
     for alert in alerts:
         validator.validate(alert.to_dict())
+
+
+def test_name_is_optional_and_leads_the_title() -> None:
+    alert = one({"rule": "DiskFull", "title": "/data at 93%"}, name="rule")
+    assert (alert.name, alert.title) == ("DiskFull", "DiskFull: /data at 93%")
+    assert one({}).name is None, "no name expression, no name"
+    assert one({"rule": None}, name="rule").name is None, "nothing found is no name"
+    assert one({"rule": 7}, name="rule").name == "7"

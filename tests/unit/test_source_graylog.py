@@ -91,11 +91,56 @@ def test_timestamp() -> None:
 def test_summary_and_description() -> None:
     alert = parse(top={"event_definition_description": "Too many errors"},
                   message="Errors: count()=42")
-    assert alert.summary == "Errors"
-    assert alert.description == "Errors: count()=42\n\nToo many errors"
-    assert parse(top={"event_definition_title": None}).summary == "Errors"
-    assert parse().description == "", "a message equal to the title says nothing more"
+    # The message says what happened (an event summary template); the title names it.
+    assert (alert.name, alert.summary) == ("Errors", "Errors: count()=42")
+    assert alert.description == "Too many errors"
+    assert alert.title == "Errors: count()=42", "the summary already names the definition"
+    assert parse(message="count()=42").title == "Errors: count()=42"
+    untitled = parse(top={"event_definition_title": None})
+    assert (untitled.name, untitled.summary) == (None, "Errors")
+    assert parse().description == ""
 
 
 def test_backlog_is_counted() -> None:
     assert parse(top={"backlog": [{"message": "a"}, {"message": "b"}]}).labels["backlog"] == "2"
+
+
+# --- Graylog 2.x stream alerts (HTTP Alarm Callback) --------------------------------------
+
+def legacy(condition: dict[str, Any] | None = None, stream: dict[str, Any] | None = None,
+           **result: Any) -> Any:
+    body = {"check_result": {
+        "result_description": "Stream had 12 messages in the last 1 minutes",
+        "triggered_condition": {"id": "c-1", "type": "message_count",
+                                "title": "Error burst", **(condition or {})},
+        "triggered_at": "2019-03-21T02:05:23.090Z", "triggered": True,
+        "matching_messages": [{"source": "web-1"}, {"source": "web-1"}], **result},
+        "stream": {"id": "s-1", "title": "nginx", **(stream or {})}}
+    (alert,) = GraylogSource("graylog", {}).parse(body, {})
+    return alert
+
+
+def test_legacy_names_the_condition_else_the_stream() -> None:
+    alert = legacy()
+    assert alert.title == "Error burst: Stream had 12 messages in the last 1 minutes"
+    assert (alert.dedup_key, alert.status, alert.severity) == (
+        "graylog:stream:s-1:c-1", "firing", "warning")
+    assert iso(alert.started_at) == "2019-03-21T02:05:23.090Z"
+    assert legacy(condition={"title": None}).name == "nginx"
+
+
+def test_legacy_resource_is_the_one_source_of_the_messages() -> None:
+    assert legacy().resource == "web-1"
+    assert legacy(matching_messages=[{"source": "a"}, {"source": "b"}]).resource is None
+    assert legacy(matching_messages=None).labels.get("matching_messages") == "0"
+
+
+def test_legacy_keys_on_whichever_id_there_is() -> None:
+    assert legacy(condition={"id": None}).dedup_key == "graylog:stream:s-1:"
+    assert legacy(stream={"id": None}).dedup_key == "graylog:stream::c-1"
+
+
+def test_legacy_triggered_false_resolves_and_dummy_is_a_test() -> None:
+    assert legacy(triggered=False).status == "resolved"
+    test = legacy(condition={"type": "dummy"})
+    assert (test.condition, test.dedup_key) == ("test", "graylog-test:stream:s-1:c-1")

@@ -97,3 +97,59 @@ def test_links() -> None:
     assert [(link.href, link.text) for link in alert.links] == [
         ("https://radar-api.service.newrelic.com/accounts/1/issues/x", "Issue"),
         ("https://wiki.example.com/rb", "Runbook")]
+
+
+# --- the legacy Alerts webhook channel ----------------------------------------------------
+
+def legacy(config: dict[str, Any] | None = None, **fields: Any) -> Any:
+    body = {"incident_id": 1234, "account_id": 2941966, "current_state": "open",
+            "condition_name": "Server Down", "policy_name": "Web", "severity": "CRITICAL",
+            "details": "Host unreachable for 5 minutes", "timestamp": 1605133931151, **fields}
+    (alert,) = NewRelicSource("nr", config or {}).parse(body, {})
+    return alert
+
+
+@pytest.mark.parametrize(("word", "severity"), [
+    ("CRITICAL", "critical"), ("WARNING", "warning"), ("WARN", "warning"), ("INFO", "info"),
+    ("critical", "critical"), ("", "warning"), ("BAD", "warning")])
+def test_legacy_severity_table_and_label(word: str, severity: str) -> None:
+    alert = legacy(severity=word)
+    assert alert.severity == severity
+    assert alert.labels.get("priority") == (word or None), "where severity_map looks"
+
+
+@pytest.mark.parametrize(("state", "status", "ack"), [
+    ("open", "firing", False), ("OPEN", "firing", False), ("acknowledged", "firing", True),
+    ("ACKNOWLEDGED", "firing", True), ("closed", "resolved", False),
+    (" Closed ", "resolved", False)])
+def test_legacy_states(state: str, status: str, ack: bool) -> None:
+    alert = legacy(current_state=state)
+    assert (alert.status, alert.acknowledge, alert.condition) == (status, ack, "normal")
+    assert alert.dedup_key == "newrelic:incident:2941966:1234"
+    if status == "resolved":
+        assert (alert.started_at, iso(alert.ended_at)) == (None, "2020-11-11T22:32:11.151Z")
+
+
+def test_legacy_title_names_the_condition_and_falls_back_to_the_policy() -> None:
+    assert legacy().title == "Server Down: Host unreachable for 5 minutes"
+    assert legacy(condition_name=None).name == "Web"
+    assert legacy(details=None).title == "Server Down"
+
+
+def test_legacy_targets() -> None:
+    one = legacy(targets=[{"id": "1", "name": "web-1", "labels": {}}])
+    assert (one.resource, one.labels["targets"]) == ("web-1", "web-1")
+    two = legacy(targets=[{"name": "web-1"}, {"name": "web-2"}, None, {"name": ""}])
+    assert (two.resource, two.labels["targets"]) == (None, "web-1, web-2")
+
+
+def test_legacy_test_notifications_are_tests() -> None:
+    assert legacy(incident_id=0).condition == "test"
+    assert legacy(current_state="test").dedup_key == "newrelic-test:incident:2941966:1234"
+    assert legacy(event_type="NOTIFICATION").condition == "test"
+
+
+def test_a_workflow_body_is_not_mistaken_for_a_legacy_one() -> None:
+    # A workflow template that adds condition_name still has state: the workflow format.
+    alert = parse(condition_name="extra")
+    assert alert.dedup_key == "newrelic:c5faa7e6-7b54-402d-af79-f99601e0278c"

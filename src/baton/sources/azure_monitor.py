@@ -95,6 +95,7 @@ class AzureMonitorSource(Source):
             ended_at=_ended(ess, ctx, resolved),
             impact=_impact(service_kind, props),
             condition=condition,
+            name=rule_name,
         )
 
 

@@ -158,7 +158,11 @@ class CloudWatchSource(Source):
             dedup_key=dedup_key,
             status="resolved" if state == "OK" else "firing",
             severity=severity,
-            summary=name,
+            # The alarm's description is what its owner wrote about the problem; the
+            # alarm's name leads the title either way.
+            summary=next((line.strip() for line in
+                          (alarm.get("AlarmDescription") or "").splitlines() if line.strip()),
+                         name),
             source_type=self.type,
             source_name=self.name,
             description="\n\n".join(t for t in (alarm.get("AlarmDescription"),
@@ -169,6 +173,7 @@ class CloudWatchSource(Source):
             started_at=changed if state != "OK" else None,
             ended_at=changed if state == "OK" else None,
             condition="no_data" if state == "INSUFFICIENT_DATA" else "normal",
+            name=name,
         )
 
 

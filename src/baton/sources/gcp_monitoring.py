@@ -82,6 +82,8 @@ class GcpMonitoringSource(Source):
             ended_at=parse_time(inc.get("ended_at"), "payload.incident.ended_at")
             if closed else None,
             condition=condition,
+            # The alerting policy; its condition where a body names no policy.
+            name=first_text(inc, ("policy_name", "condition_name")),
         )
 
 

@@ -55,6 +55,7 @@ class GenericSource(Source):
             started_at=_time(item.get("started_at"), f"{path}.started_at"),
             ended_at=_time(item.get("ended_at"), f"{path}.ended_at"),
             impact=item.get("impact"),
+            name=item.get("name") or None,
         )
 
 

@@ -45,7 +45,7 @@ STATUS_WORDS: dict[str, AlertStatus] = {
 # turn into an unbounded transaction.
 MAX_ALERTS = 1000
 
-_EXPRESSIONS = ("alerts", "dedup_key", "summary", "status", "severity", "description",
+_EXPRESSIONS = ("alerts", "dedup_key", "summary", "name", "status", "severity", "description",
                 "service", "component", "environment", "resource", "impact", "started_at",
                 "ended_at", "condition")
 _MAPS = ("labels_from", "links")  # one expression, or a map of name -> expression
@@ -145,6 +145,7 @@ class GenericMappedSource(Source):
             ended_at=ended,
             impact=fields["impact"],
             condition=self._condition(item, path),
+            name=self._optional_text(item, "name", path),
         )
 
     def _search(self, key: str, item: Any, path: str, expr: ParsedResult | None = None) -> Any:

@@ -124,6 +124,10 @@ class GrafanaSource(Source):
                       if status == "resolved" else None),
             impact=first_text(annotations, ("impact",)),
             condition=condition,
+            # The rule's title: alertname, or for Grafana's own no-data and error alerts
+            # (alertname DatasourceNoData/DatasourceError) the rule they stand for.
+            name=(labels.get("rulename") if alertname in NO_DATA_ALERTNAMES else None)
+            or alertname or None,
         )
 
     def _severity(self, labels: Mapping[str, Any]) -> Severity:
@@ -165,9 +169,13 @@ class GrafanaSource(Source):
         links = [Link(body[k], text) for k, text in (("ruleUrl", "Alert rule"),
                                                      ("imageUrl", "Image")) if body.get(k)]
         fields = {name: first_text(tags, keys) for name, keys in _FIELD_LABELS.items()}
+        # The rule's message is what the rule's author wrote about the problem; its
+        # first line is the summary, the whole message stays in the description.
+        first_line = next((line.strip() for line in message.splitlines() if line.strip()), "")
         return Alert(
             dedup_key=dedup_key, status=status, severity=self._severity(tags),
-            summary=rule or body.get("title") or "Grafana alert", source_type=self.type,
+            summary=first_line or rule or body.get("title") or "Grafana alert",
+            name=rule or None, source_type=self.type,
             source_name=self.name, description=description, service=fields["service"],
             component=fields["component"], environment=fields["environment"],
             resource=fields["resource"], labels=labels, links=tuple(links),

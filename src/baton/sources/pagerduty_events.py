@@ -11,6 +11,9 @@ Field mapping (PagerDuty Common Event Format -> common alert):
   (key reduced to ``[A-Za-z0-9_]`` so route matchers can name it).
 - ``links`` -> links; ``images`` -> links to the image; ``client_url`` -> a link named
   after ``client``.
+- No ``name``: Events v2 has no field naming the rule or check. ``payload.class`` is a
+  category many alerts share ("disk usage"), not a name, so it stays a label and the
+  summary alone titles the incident, as in PagerDuty.
 - ``trigger`` -> firing; ``resolve`` -> resolved; ``acknowledge`` -> firing with
   ``acknowledge=True`` (ingest acknowledges the open incident instead of re-alerting).
 

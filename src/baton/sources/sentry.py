@@ -119,6 +119,8 @@ class SentrySource(Source):
             links=(Link(web_url, "Event in Sentry"),) if web_url else (),
             started_at=_time(event.get("datetime") or event.get("timestamp"),
                              f"payload.data.{_EVENT_KEY[resource]}.datetime"),
+            # The issue alert rule that fired; an error webhook names no rule.
+            name=rule if isinstance(rule, str) and rule else None,
         )
 
     def _issue(self, issue: Mapping[str, Any], action: str, actor: Any) -> Alert | None:
@@ -176,11 +178,18 @@ class SentrySource(Source):
         texts = [first_text(data, ("description_title",)),
                  first_text(data, ("description_text",))]
         web_url = first_text(data, ("web_url",))
+        rule_name = first_text(rule, ("name",))
+        # description_text says what crossed the threshold ("1000 events in the last 10
+        # minutes"); its first line is the summary, and the rule is the name.
+        # (Sentry's own published sample has the line break escaped once more, as "\\n".)
+        lines = (texts[1] or "").replace("\\n", "\n").splitlines()
+        found = next((line.strip() for line in lines if line.strip()), None)
         return Alert(
             dedup_key=f"sentry:metric_alert:{incident['id']}",
             status=status,
             severity=severity,
-            summary=(first_text(rule, ("name",)) or first_text(incident, ("title",))
+            name=rule_name or first_text(incident, ("title",)),
+            summary=(found or rule_name or first_text(incident, ("title",))
                      or first_text(data, ("description_title",))
                      or f"Sentry metric alert {incident['id']}"),
             source_type=self.type,
