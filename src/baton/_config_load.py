@@ -178,10 +178,10 @@ def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
         if kind == "standard-webhooks":
             for i, secret in enumerate(secrets):
                 try:
-                    signing.decode_secret(secret.reveal())
-                except ValueError:  # the message never quotes the value
+                    signing.sender_key(secret.reveal())
+                except ValueError as exc:  # the message never quotes the value
                     ctx.add(f"{path}.secret" if "secret" in auth else f"{path}.secrets[{i}]",
-                            "not a Standard Webhooks secret (whsec_ followed by base64)")
+                            f"not a Standard Webhooks secret: {exc}")
         return AuthConfig(
             kind, secrets=secrets, header=_opt(auth, "header", str, default(f"{AUTH}.header")),
             encoding=_opt(auth, "encoding", str, default(f"{AUTH}.encoding")),
@@ -336,14 +336,19 @@ def _retention(ctx: Checker, raw: dict[str, Any],
                sources: Mapping[str, SourceConfig]) -> RetentionConfig:
     replay_ids = ctx.duration(raw, "replay_ids", "retention",
                               default("retention.replay_ids"), positive=True)
-    # A signed request older than its source's tolerance is refused by its timestamp;
-    # until then only the remembered id refuses a replay, so it must live at least as long.
+    # A signed timestamp is taken within ``tolerance`` either way of now, so one message
+    # is acceptable for 2 x tolerance: first seen up to ``tolerance`` early (a sender's
+    # clock ahead), replayed up to ``tolerance`` late. Only the remembered id refuses it
+    # meanwhile, so the id must be kept at least that long. Both schemes with an id:
+    # standard-webhooks, and hmac with a signed timestamp.
     for name, src in sorted(sources.items()):
-        if src.auth.type == "standard-webhooks" and src.auth.tolerance > replay_ids:
+        signed_time = src.auth.type == "standard-webhooks" or (
+            src.auth.type == "hmac" and bool(src.auth.timestamp_header))
+        if signed_time and 2 * src.auth.tolerance > replay_ids:
             ctx.add("retention.replay_ids",
-                    f"{format_duration(replay_ids)} is shorter than sources.{name}.auth."
-                    f"tolerance ({format_duration(src.auth.tolerance)}): a replay could "
-                    "be taken again")
+                    f"{format_duration(replay_ids)} is shorter than twice sources.{name}."
+                    f"auth.tolerance (2 x {format_duration(src.auth.tolerance)}): a replay "
+                    "could be taken again")
     return RetentionConfig(
         raw_events=ctx.duration(raw, "raw_events", "retention",
                                 default("retention.raw_events"), positive=True),
