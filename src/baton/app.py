@@ -133,6 +133,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                            .context(enabled=run_dispatcher))
     r = app.router
     r.add_post("/v1/ingest/{source}", ingest_api.ingest)
+    r.add_put("/v1/ingest/{source}", ingest_api.ingest)  # Source.methods: Grafana's PUT
     r.add_get("/v1/incidents", manage.list_incidents)
     r.add_get("/v1/incidents/{id}", manage.get_incident)
     r.add_post("/v1/incidents/{id}/acknowledge", manage.acknowledge)
