@@ -25,7 +25,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import PROBLEM, ServerFactory, build, config_dict
+from helpers import (
+    PROBLEM,
+    ClientFactory,
+    Hold,
+    ServerFactory,
+    alert,
+    build,
+    config_dict,
+    start_gateway,
+)
 
 from baton.app import create_app
 from baton.clock import FakeClock
@@ -250,3 +259,36 @@ def test_two_sources_cannot_share_a_routing_key(tmp_path: Path) -> None:
     assert info.value.problems == [
         "sources.two.routing_key: the same routing key as sources.one: an event sent to "
         "/v2/enqueue could be for either"]
+
+
+async def test_overload_is_pagerdutys_503_with_retry_after(aiohttp_client: ClientFactory,
+                                                         tmp_path: Path) -> None:
+    """The store's overload guard holds on both Events paths (the clients retry a 503)."""
+    data = config_dict(tmp_path)
+    data["storage"]["max_pending_writes"] = 1
+    data["sources"]["pd"] = {"type": "pagerduty-events", "routing_key": {"env": "PD_KEY_A"},
+                             "auth": {"type": "none"}}
+    gw = await start_gateway(aiohttp_client, data, tmp_path, environ=ENV)
+    hold = Hold()
+    held = asyncio.create_task(gw.store.engine.write(hold))
+    await asyncio.to_thread(hold.inside.wait, 5)
+    queued = asyncio.create_task(gw.client.post("/v1/ingest/app", json=alert("queued")))
+    try:
+        for _ in range(500):  # until that write waits in the (now full) queue
+            if len(getattr(gw.store.engine, "backlog", ())):
+                break
+            await asyncio.sleep(0.01)
+        event = {"routing_key": KEY_A, "event_action": "trigger",
+                 "payload": {"summary": "s", "source": "h", "severity": "info"}}
+        for path in ("/v2/enqueue", "/v1/ingest/pd/v2/enqueue"):
+            resp = await gw.client.post(path, json=event)
+            body = await resp.json()
+            assert resp.status == 503, body
+            assert int(resp.headers["Retry-After"]) >= 1
+            assert body["status"] == "unavailable" and body["errors"]
+    finally:
+        hold.release.set()
+        await held
+        assert (await queued).status == 202
+    resp = await gw.client.post("/v2/enqueue", json=event)
+    assert resp.status == 202

@@ -17,7 +17,7 @@ from .problem import check_headers, decode, raw_json_body
 log = structlog.get_logger("baton.ingest")
 
 
-def _printable(text: str, limit: int = 100) -> str:
+def printable(text: str, limit: int = 100) -> str:
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -42,8 +42,8 @@ def configured(request: web.Request, name: str) -> SourceConfig:
         held = request.app[state.PROBES].take(name, request.app[state.CLOCK].now())
         if held is not None:
             # Sender-controlled text, cut and made printable (no lone surrogates).
-            log.warning("unknown source", source=_printable(name), remote=request.remote,
-                        user_agent=_printable(request.headers.get("User-Agent", "")),
+            log.warning("unknown source", source=printable(name), remote=request.remote,
+                        user_agent=printable(request.headers.get("User-Agent", "")),
                         suppressed=held)
         raise web.HTTPNotFound(text=f"no source named {name!r} is configured")
     return src_cfg

@@ -21,7 +21,7 @@ Baton would give, since the clients read that shape.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
 import structlog
 from aiohttp import web
@@ -30,7 +30,7 @@ from ..config import SourceConfig
 from ..errors import AuthError, MalformedBody, PayloadError, StorageUnavailable
 from ..secret import Secret
 from . import state
-from .ingest import configured, take
+from .ingest import configured, printable, take
 from .problem import decode, raw_json_body
 
 TYPE = "pagerduty-events"
@@ -54,25 +54,41 @@ async def enqueue(request: web.Request) -> web.Response:
 async def enqueue_by_key(request: web.Request) -> web.Response:
     """``POST /v2/enqueue``: the source is the one whose ``routing_key`` the body carries."""
     config = request.app[state.CONFIG]
+    stage = "storage"
     try:
         request.app[state.PIPELINE].store.admit(request.content_length or 0)
+        stage = "body"
         raw = await raw_json_body(request, config.server.max_body_bytes)
+        stage = "payload"
         body = decode(raw)
         key = body.get("routing_key") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
             raise PayloadError("'routing_key' is missing or not a string")
         src_cfg = select(config.sources.values(), key)
         if src_cfg is None:
-            request.app[state.METRICS].rejected.labels("", "unknown_source").inc()
-            log.warning("ingest rejected", reason="unknown_routing_key")
+            stage = ""  # counted and logged as an unknown source
+            unknown_key(request)
             raise PayloadError("Invalid routing key")
+        stage = ""  # from here on the source's own processing counts what it refuses
         return web.json_response(await take(request, src_cfg.name, src_cfg, raw),
                                  status=202)
     except (PayloadError, AuthError, StorageUnavailable, web.HTTPException) as e:
+        if stage:  # refused before any source was known
+            request.app[state.METRICS].rejected.labels("", stage).inc()
         return answer_error(e)
 
 
-def select(sources: Any, key: str) -> SourceConfig | None:
+def unknown_key(request: web.Request) -> None:
+    """Counted as an unknown source; logged as those are, at most once a minute (a
+    scan with guessed keys must not flood the log). The key itself is never logged."""
+    request.app[state.METRICS].rejected.labels("", "unknown_source").inc()
+    held = request.app[state.PROBES].take("/v2/enqueue", request.app[state.CLOCK].now())
+    if held is not None:
+        log.warning("unknown routing key", remote=request.remote, suppressed=held,
+                    user_agent=printable(request.headers.get("User-Agent", "")))
+
+
+def select(sources: Iterable[SourceConfig], key: str) -> SourceConfig | None:
     """The ``pagerduty-events`` source configured with routing key ``key``.
 
     Every configured key is compared, in constant time, whichever matches: the time taken
