@@ -28,9 +28,9 @@ async def ingest(request: web.Request) -> web.Response:
     src_cfg = configured(request, name)
     methods = request.app[state.PIPELINE].sources[name].methods
     if request.method not in methods:
-        raise web.HTTPMethodNotAllowed(
-            request.method, methods,
-            text=f"source {name!r} ({src_cfg.type}) takes {' or '.join(methods)}")
+        # Before authentication, so not naming the source's type to whoever asks.
+        raise web.HTTPMethodNotAllowed(request.method, methods,
+                                       text=f"source {name!r} takes {' or '.join(methods)}")
     return web.json_response(await take(request, name, src_cfg), status=202)
 
 

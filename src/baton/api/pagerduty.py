@@ -42,9 +42,10 @@ async def enqueue(request: web.Request) -> web.Response:
     name = request.match_info["source"]
     src_cfg = configured(request, name)
     if src_cfg.type != TYPE:
-        # A problem, not PagerDuty's shape: this source speaks another format.
-        raise web.HTTPNotFound(text=f"source {name!r} is of type {src_cfg.type!r}; the "
-                                    f"Events API v2 path serves {TYPE} sources only")
+        # A problem, not PagerDuty's shape: this source speaks another format. Its type is
+        # not named: the sender is not authenticated yet.
+        raise web.HTTPNotFound(text=f"the Events API v2 path serves {TYPE} sources only, "
+                                    f"and {name!r} is not one")
     try:
         return web.json_response(await take(request, name, src_cfg), status=202)
     except (PayloadError, AuthError, StorageUnavailable, web.HTTPException) as e:
