@@ -19,6 +19,7 @@ PAGERDUTY_EVENTS = "pagerduty-events"
 
 
 def build_auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
+    """A source's ``auth`` block at ``path``; secrets resolved, problems recorded."""
     auth = ctx.secrets(raw, path)
     kind = as_dict(auth).get("type")
     if kind not in ("none", "bearer", "basic", "hmac", "standard-webhooks"):
@@ -61,11 +62,14 @@ def build_auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
 
 def check_replay_window(ctx: Checker, sources: Mapping[str, SourceConfig],
                         replay_ids: float) -> None:
-    # A signed timestamp is taken within ``tolerance`` either way of now, so one message
-    # is acceptable for 2 x tolerance: first seen up to ``tolerance`` early (a sender's
-    # clock ahead), replayed up to ``tolerance`` late. Only the remembered id refuses it
-    # meanwhile, so the id must be kept at least that long. Both schemes with an id:
-    # standard-webhooks, and hmac with a signed timestamp.
+    """``retention.replay_ids`` must cover twice every signed source's ``tolerance``.
+
+    A signed timestamp is taken within ``tolerance`` either way of now, so one message
+    is acceptable for 2 x tolerance: first seen up to ``tolerance`` early (a sender's
+    clock ahead), replayed up to ``tolerance`` late. Only the remembered id refuses it
+    meanwhile, so the id must be kept at least that long. Both schemes with an id:
+    standard-webhooks, and hmac with a signed timestamp.
+    """
     for name, src in sorted(sources.items()):
         signed_time = src.auth.type == "standard-webhooks" or (
             src.auth.type == "hmac" and bool(src.auth.timestamp_header))
