@@ -242,3 +242,21 @@ class Checker:
             hint = difflib.get_close_matches(str(key), known, n=1)
             yield (_join(path, str(key)),
                    "unknown key" + (f' (did you mean "{hint[0]}"?)' if hint else ""))
+
+
+# Readers of the raw document for the builders: the schema step has reported anything
+# malformed already, so a wrong type reads as absent (or the default) here.
+
+def as_dict(node: Any, key: str | None = None) -> dict[str, Any]:
+    value = node.get(key) if key is not None and isinstance(node, dict) else node
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(node: Any, key: str) -> list[Any]:
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def opt(node: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = node.get(key, default)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else default

@@ -15,13 +15,16 @@ from typing import Any
 
 import yaml
 
-from . import plugin, signing
+from . import plugin
+from ._config_auth import build_auth, check_replay_window, check_routing_keys
 from ._config_check import TEST_SETTINGS_ENV, Checker
-from ._config_keys import AUTH, CONNECTOR_KEYS, LEVEL, SOURCE_KEYS, default
+from ._config_check import as_dict as _dict
+from ._config_check import as_list as _list
+from ._config_check import opt as _opt
+from ._config_keys import CONNECTOR_KEYS, LEVEL, SOURCE_KEYS, default
 from ._config_schedule import build_people, build_schedules, build_teams, plain_times
 from .config import (
     ApiToken,
-    AuthConfig,
     Config,
     ConnectorConfig,
     DispatchConfig,
@@ -90,21 +93,6 @@ def parse_yaml(text: str) -> tuple[Any, list[str]]:
     return data, []
 
 
-def _dict(node: Any, key: str | None = None) -> dict[str, Any]:
-    value = node.get(key) if key is not None and isinstance(node, dict) else node
-    return value if isinstance(value, dict) else {}
-
-
-def _list(node: Any, key: str) -> list[Any]:
-    value = node.get(key) if isinstance(node, dict) else None
-    return value if isinstance(value, list) else []
-
-
-def _opt(node: dict[str, Any], key: str, kind: type, default: Any) -> Any:
-    value = node.get(key, default)
-    return value if isinstance(value, kind) and not isinstance(value, bool) else default
-
-
 def _unknown(data: dict[str, Any], section: str, name: str) -> bool:
     """``name`` is not in ``section``; False when the section itself is malformed (the
     schema said so already, and every reference to it would repeat that)."""
@@ -157,54 +145,13 @@ def _api_tokens(ctx: Checker, raw: dict[str, Any]) -> tuple[ApiToken, ...]:
     return tuple(out)
 
 
-def _auth(ctx: Checker, raw: Any, path: str) -> AuthConfig:
-    auth = ctx.secrets(raw, path)
-    kind = _dict(auth).get("type")
-    if kind not in ("none", "bearer", "basic", "hmac", "standard-webhooks"):
-        # Never fall back to an open source silently: make sure the refusal is on record.
-        ctx.ensure(path, "a valid auth block is required (use {type: none} for no auth)")
-        return AuthConfig("none")
-
-    def many(one: str, several: str) -> tuple[Secret, ...]:
-        values = [auth.get(one)] if one in auth else _list(auth, several)
-        return tuple(v for v in values if isinstance(v, Secret))
-
-    if kind == "none":
-        return AuthConfig("none")
-    if kind in ("hmac", "standard-webhooks"):
-        secrets = many("secret", "secrets")
-        if not secrets:
-            ctx.ensure(path, f"{kind} auth without a secret")
-        if kind == "standard-webhooks":
-            for i, secret in enumerate(secrets):
-                try:
-                    signing.decode_secret(secret.reveal())
-                except ValueError:  # the message never quotes the value
-                    ctx.add(f"{path}.secret" if "secret" in auth else f"{path}.secrets[{i}]",
-                            "not a Standard Webhooks secret (whsec_ followed by base64)")
-        return AuthConfig(
-            kind, secrets=secrets, header=_opt(auth, "header", str, default(f"{AUTH}.header")),
-            encoding=_opt(auth, "encoding", str, default(f"{AUTH}.encoding")),
-            prefix=_opt(auth, "prefix", str, default(f"{AUTH}.prefix")),
-            timestamp_header=_opt(auth, "timestamp_header", str,
-                                  default(f"{AUTH}.timestamp_header")),
-            tolerance=ctx.duration(auth, "tolerance", path, default(f"{AUTH}.tolerance"),
-                                   positive=True))
-    config = AuthConfig(kind, tokens=many("token", "tokens"),
-                        username=_opt(auth, "username", str, None),
-                        passwords=many("password", "passwords"))
-    if not (config.tokens or (config.username and config.passwords)):
-        ctx.ensure(path, f"{kind} auth without credentials")
-    return config
-
-
 def _source(ctx: Checker, name: str, block: dict[str, Any]) -> SourceConfig:
     path = f"sources.{name}"
     options = {k: v for k, v in block.items() if k not in SOURCE_KEYS}
     ctx.typed("source", plugin.SOURCE_GROUP, block.get("type"), options, path)
     labels = {k: v for k, v in _dict(block, "labels").items() if isinstance(v, str)}
     return SourceConfig(
-        name=name, type=_opt(block, "type", str, ""), auth=_auth(ctx, block.get("auth"),
+        name=name, type=_opt(block, "type", str, ""), auth=build_auth(ctx, block.get("auth"),
                                                                  f"{path}.auth"),
         options=ctx.secrets(options, path), labels=labels,
         defaults={k: v for k, v in _dict(block, "defaults").items() if isinstance(v, str)},
@@ -336,14 +283,7 @@ def _retention(ctx: Checker, raw: dict[str, Any],
                sources: Mapping[str, SourceConfig]) -> RetentionConfig:
     replay_ids = ctx.duration(raw, "replay_ids", "retention",
                               default("retention.replay_ids"), positive=True)
-    # A signed request older than its source's tolerance is refused by its timestamp;
-    # until then only the remembered id refuses a replay, so it must live at least as long.
-    for name, src in sorted(sources.items()):
-        if src.auth.type == "standard-webhooks" and src.auth.tolerance > replay_ids:
-            ctx.add("retention.replay_ids",
-                    f"{format_duration(replay_ids)} is shorter than sources.{name}.auth."
-                    f"tolerance ({format_duration(src.auth.tolerance)}): a replay could "
-                    "be taken again")
+    check_replay_window(ctx, sources, replay_ids)
     return RetentionConfig(
         raw_events=ctx.duration(raw, "raw_events", "retention",
                                 default("retention.raw_events"), positive=True),
@@ -415,6 +355,7 @@ def _build(data: Any, base_dir: Path, environ: Mapping[str, str]
         time_intervals=parse_time_intervals(data.get("time_intervals"), ctx.add),
         inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules"), ctx.add),
         silences=parse_config_silences(data.get("silences"), ctx.add))
+    check_routing_keys(ctx, config.sources)
     config = replace(config, retention=_retention(ctx, _dict(data, "retention"),
                                                   config.sources))
     return (None if ctx.problems else config), ctx.problems

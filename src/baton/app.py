@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from . import __version__
-from .api import callbacks, manage, ops, reports, schedules, silences, state
+from .api import callbacks, manage, ops, pagerduty, reports, schedules, silences, state
 from .api import ingest as ingest_api
 from .api.probes import ProbeLog
 from .api.problem import Handler, problem_middleware
@@ -133,6 +133,10 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
                            .context(enabled=run_dispatcher))
     r = app.router
     r.add_post("/v1/ingest/{source}", ingest_api.ingest)
+    r.add_put("/v1/ingest/{source}", ingest_api.ingest)  # Source.methods: Grafana's PUT
+    # PagerDuty's clients post to <base>/v2/enqueue (see api/pagerduty.py).
+    r.add_post("/v1/ingest/{source}/v2/enqueue", pagerduty.enqueue)
+    r.add_post("/v2/enqueue", pagerduty.enqueue_by_key)
     r.add_get("/v1/incidents", manage.list_incidents)
     r.add_get("/v1/incidents/{id}", manage.get_incident)
     r.add_post("/v1/incidents/{id}/acknowledge", manage.acknowledge)

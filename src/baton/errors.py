@@ -31,6 +31,11 @@ class PayloadError(BatonError):
         super().__init__(detail)
 
 
+class MalformedBody(PayloadError):
+    """The body is not JSON at all (not UTF-8, does not parse), as opposed to JSON of the
+    wrong shape: vendors that answer the two differently (PagerDuty) can tell them apart."""
+
+
 class AuthError(BatonError):
     """Missing or wrong credentials or signature (becomes a 401). Never carries the secret.
 

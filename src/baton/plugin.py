@@ -42,6 +42,10 @@ class Source(ABC):
     # Media types accepted besides JSON, for senders that label a JSON body otherwise
     # (Amazon SNS posts JSON as ``text/plain``). The body must still parse as JSON.
     content_types: ClassVar[tuple[str, ...]] = ()
+    # The HTTP methods its senders use on ``/v1/ingest/{source}``. POST alone unless the
+    # vendor documents another: any other is answered 405, so a misconfigured sender is
+    # told at once instead of being taken for one that works.
+    methods: ClassVar[tuple[str, ...]] = ("POST",)
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's marker, not a secret
 VERSION = "v1"
@@ -25,13 +26,18 @@ HEADER_SIGNATURE = "webhook-signature"
 DEFAULT_TOLERANCE = 300  # seconds either way; the spec's suggested replay window
 
 
+MIN_KEY_BYTES = 24  # the spec: secrets SHOULD be 24 to 64 random bytes
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
 def decode_secret(value: str) -> bytes:
-    """The HMAC key for a configured secret.
+    """The HMAC key Baton signs with (the webhook connector) for a configured secret.
 
     ``whsec_<base64>`` is the spec's serialisation and decodes to the key bytes. Any other
     string is used as its own UTF-8 bytes, so a receiver that was simply told "the secret
     is X" can verify with X; note that the reference libraries instead base64-decode an
-    unprefixed secret, so give those receivers the ``whsec_`` form.
+    unprefixed secret, so give those receivers the ``whsec_`` form. Inbound source auth
+    decodes as the senders do instead: ``sender_key``.
 
     Raises ``ValueError`` (never quoting the value) when the key is empty or not base64.
     """
@@ -44,6 +50,33 @@ def decode_secret(value: str) -> bytes:
         key = value.encode("utf-8")
     if not key:
         raise ValueError("signing secret is empty")
+    return key
+
+
+def sender_key(value: str) -> bytes:
+    """The key a Standard Webhooks sender signs with, given the secret it was configured
+    with: decoded exactly as the reference library does (``standardwebhooks.Webhook``:
+    strip an optional ``whsec_``, then base64 with the padding optional), whether or not
+    the prefix is there.
+
+    The library's decoder skips any character outside the base64 alphabet, so a password
+    or a URL-safe secret would still "decode" to some key, and every request would then
+    fail with 401. Here such a secret is refused instead: it must be standard base64 and
+    decode to at least ``MIN_KEY_BYTES`` (the spec's lower bound; a plain word that happens
+    to be valid base64 decodes to fewer). Raises ``ValueError``, never quoting the value.
+    """
+    text = value[len(SECRET_PREFIX):] if value.startswith(SECRET_PREFIX) else value
+    if not text:
+        raise ValueError("signing secret is empty")
+    if (not _BASE64.fullmatch(text) or len(text.rstrip("=")) % 4 == 1
+            or ("=" in text and len(text) % 4)):
+        raise ValueError("signing secret is not base64 (standard alphabet), with or "
+                         "without whsec_")
+    # The library's own step: padding added, excess padding ignored.
+    key = base64.b64decode(text + "==")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"signing secret decodes to {len(key)} bytes; Standard Webhooks "
+                         f"keys are at least {MIN_KEY_BYTES} random bytes")
     return key
 
 

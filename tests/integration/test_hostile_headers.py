@@ -13,7 +13,7 @@ import pytest
 from helpers import ClientFactory, Gateway, config_dict, start_gateway, table_counts
 
 ENV = {"TOKEN": "s3cr3t-token", "HMAC": "s3cr3t-hmac", "PD_KEY": "R" * 32,
-       "SW": "whsec_" + base64.b64encode(b"sw-key").decode(), "SLACK": "s3cr3t-slack",
+       "SW": "whsec_" + base64.b64encode(b"sw-key" * 4).decode(), "SLACK": "s3cr3t-slack",
        "PD": "s3cr3t-pd", "API": "s3cr3t-api",
        "HOOK": "https://hooks.slack.com/services/T000/B000/XXXXXXXX"}
 HUGE = b"9" * 400

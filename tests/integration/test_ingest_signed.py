@@ -27,7 +27,7 @@ SPEC_ID, SPEC_TS = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330
 SPEC_BODY = b'{"test": 2432232314}'
 SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 ENV = {"HMAC_KEY": KEY, "HMAC_OLD": OLD_KEY, "SW_SECRET": SPEC_SECRET,
-       "SW_OLD": "whsec_" + base64.b64encode(b"an older key").decode()}
+       "SW_OLD": "whsec_" + base64.b64encode(b"an older key, 24 bytes or more").decode()}
 
 
 async def gateway(aiohttp_client: ClientFactory, tmp_path: Path, auth: dict[str, Any],
@@ -167,7 +167,7 @@ async def test_standard_webhooks_rotation_staleness_and_replay(
     assert table_counts(tmp_path)["events"] == 1
     # Several signatures in one header, the first from a key we do not hold.
     both = sw_headers(SPEC_SECRET, "msg_2", now, BODY)
-    stranger = sw_headers("whsec_" + base64.b64encode(b"x").decode(), "msg_2", now, BODY)
+    stranger = sw_headers("whsec_" + base64.b64encode(b"x" * 24).decode(), "msg_2", now, BODY)
     both["webhook-signature"] = stranger["webhook-signature"] + " " + both["webhook-signature"]
     assert (await post(gw, BODY, both, 202))["accepted"] == 1
     for stamp in (now - 301, now + 400):

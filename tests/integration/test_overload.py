@@ -193,7 +193,7 @@ async def test_a_big_batch_does_not_hold_out_single_alerts(
 async def test_a_redelivered_big_signed_batch_is_a_replay(
         aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock) -> None:
     """The message id is taken with the last chunk and checked before the first."""
-    secret = "whsec_" + base64.b64encode(b"overload-test-key").decode()
+    secret = "whsec_" + base64.b64encode(b"overload-test-key-24-bytes").decode()
     data = config_dict(tmp_path)
     data["sources"]["app"]["auth"] = {"type": "standard-webhooks",
                                       "secret": {"env": "SW_SECRET"}}

@@ -290,7 +290,7 @@ def test_secret_problems_name_the_source_never_the_value(tmp_path: Path) -> None
         ({"type": "hmac"}, 'sources.am.auth: needs exactly one of "secret" or "secrets"'),
         ({"type": "hmac", "secret": {"env": "A"}, "encoding": "hex64"},
          "sources.am.auth.encoding: 'hex64' is not one of ['hex', 'base64']"),
-        ({"type": "standard-webhooks", "secret": {"env": "A"}, "tolerance": "soon"},
+        ({"type": "standard-webhooks", "secret": {"env": "SW"}, "tolerance": "soon"},
          "sources.am.auth.tolerance: invalid duration 'soon': expected seconds or a duration "
          "like 30s, 10m, 1h30m, 2d or 250ms"),
         ("none", "sources.am.auth: expected object, got string"),
@@ -299,7 +299,7 @@ def test_secret_problems_name_the_source_never_the_value(tmp_path: Path) -> None
 def test_auth_problems(tmp_path: Path, auth: Any, problem: str) -> None:
     data = minimal()
     data["sources"]["am"]["auth"] = auth
-    problems = problems_of(data, tmp_path, {"A": "a"})
+    problems = problems_of(data, tmp_path, {"A": "a", "SW": "whsec_" + "A" * 32})
     assert problems == [problem]
     assert "literal-" not in problem
 

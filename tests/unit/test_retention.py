@@ -360,14 +360,24 @@ def test_retention_config(tmp_path: Path) -> None:
 
 def test_replay_ids_outlive_signature_tolerance(tmp_path: Path) -> None:
     secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
-    data = minimal(retention={"replay_ids": "1m"})
+    # One message is acceptable for 2 x tolerance (its timestamp up to 5m either way of
+    # now): 9m of remembered ids leaves a minute in which a replay would be taken.
+    data = minimal(retention={"replay_ids": "9m"})
     data["sources"]["am"]["auth"] = {"type": "standard-webhooks", "secret": {"env": "S"},
                                      "tolerance": "5m"}
+    data["sources"]["graf"] = {"type": "grafana", "auth": {
+        "type": "hmac", "secret": {"env": "S"}, "tolerance": "5m",
+        "timestamp_header": "X-Grafana-Alerting-Signature-Timestamp"}}
+    # Without a signed timestamp hmac has no replay id: nothing to keep.
+    data["sources"]["plain"] = {"type": "generic", "auth": {"type": "hmac",
+                                                            "secret": {"env": "S"}}}
     with pytest.raises(ConfigError) as info:
         build(data, tmp_path, {"S": secret})
     assert info.value.problems == [
-        "retention.replay_ids: 1m is shorter than sources.am.auth.tolerance (5m): a "
-        "replay could be taken again"]
+        f"retention.replay_ids: 9m is shorter than twice sources.{name}.auth.tolerance "
+        "(2 x 5m): a replay could be taken again" for name in ("am", "graf")]
+    data["retention"]["replay_ids"] = "10m"
+    assert build(data, tmp_path, {"S": secret}).retention.replay_ids == 600
 
 
 def test_baton_prune_dry_run_then_prune(tmp_path: Path,

@@ -12,6 +12,7 @@ import base64
 import urllib.parse
 
 import pytest
+from standardwebhooks import Webhook
 
 from baton import signing
 
@@ -39,6 +40,34 @@ def test_bad_secrets_raise_without_the_value(bad: str) -> None:
     assert "s3cr3t" not in str(caught.value)
     # Raised "from None": a traceback must not chain to the decoder's error either.
     assert caught.value.__suppress_context__ or caught.value.__context__ is None
+
+
+LONG_KEY = bytes(range(40))
+
+
+@pytest.mark.parametrize("secret", [
+    VECTOR_SECRET,
+    VECTOR_SECRET.removeprefix("whsec_"),  # bare base64: the library decodes it the same
+    "whsec_" + base64.b64encode(LONG_KEY).decode(),
+    base64.b64encode(LONG_KEY).decode().rstrip("="),  # unpadded: the library pads it
+])
+def test_sender_key_decodes_as_the_reference_library(secret: str) -> None:
+    assert signing.sender_key(secret) == Webhook(secret)._whsecret
+
+
+@pytest.mark.parametrize("bad", [
+    "", "whsec_",
+    "s3cr3t-password",  # not base64 at all: the library would skip "-" and decode the rest
+    "whsec_s3cr3tAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA_-",  # URL-safe alphabet
+    "whsec_s3cr3tAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",  # 4n+1 characters: no base64
+    "s3cr3tAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" + "=",  # padding where none belongs
+    "s3cr3tPassword",  # valid base64, but 10 bytes: a password, not a sender's key
+    "whsec_" + base64.b64encode(b"s3cr3t" * 3).decode(),  # 18 bytes
+])
+def test_sender_key_refuses_what_no_sender_signs_with(bad: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        signing.sender_key(bad)
+    assert "s3cr3t" not in str(caught.value)
 
 
 def test_sign_matches_the_spec_vector() -> None:

@@ -158,7 +158,7 @@ def _check_standard_webhooks(auth: AuthConfig, raw: bytes, headers: Mapping[str,
                         STANDARD_WEBHOOKS)
     matched = False
     for secret in auth.secrets:
-        matched |= signing.verify(signing.decode_secret(secret.reveal()), msg_id, stamp, raw,
+        matched |= signing.verify(signing.sender_key(secret.reveal()), msg_id, stamp, raw,
                                   signature, now, auth.tolerance)
     if not matched:
         raise AuthError("webhook-signature does not match", STANDARD_WEBHOOKS)

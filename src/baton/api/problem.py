@@ -11,7 +11,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ..errors import AuthError, Conflict, NotFound, PayloadError, StorageUnavailable
+from ..errors import (
+    AuthError,
+    Conflict,
+    MalformedBody,
+    NotFound,
+    PayloadError,
+    StorageUnavailable,
+)
 from ..storable import storable
 from . import state
 
@@ -115,16 +122,16 @@ def decode(raw: bytes) -> Any:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         return data
     except UnicodeDecodeError as e:
-        raise PayloadError(f"body is not UTF-8: {e.reason}") from None
+        raise MalformedBody(f"body is not UTF-8: {e.reason}") from None
     except UnicodeEncodeError:
-        raise PayloadError("malformed JSON: unpaired surrogate escape") from None
+        raise MalformedBody("malformed JSON: unpaired surrogate escape") from None
     except json.JSONDecodeError as e:
-        raise PayloadError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") \
+        raise MalformedBody(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") \
             from None
     except RecursionError:
-        raise PayloadError("malformed JSON: nested too deeply") from None
+        raise MalformedBody("malformed JSON: nested too deeply") from None
     except ValueError:  # an integer past Python's digit limit (int_max_str_digits)
-        raise PayloadError("malformed JSON: number too long") from None
+        raise MalformedBody("malformed JSON: number too long") from None
 
 
 # A header value aiohttp could not decode as UTF-8 carries lone surrogates (surrogateescape).

@@ -58,6 +58,8 @@ class GrafanaSource(Source):
     type: ClassVar[str] = "grafana"
     payload_def: ClassVar[str | None] = "payload"
     severity_label: ClassVar[str | None] = "severity"
+    # Grafana's webhook contact point has an "HTTP Method" setting: POST (default) or PUT.
+    methods: ClassVar[tuple[str, ...]] = ("POST", "PUT")
 
     def parse(self, payload: Any, headers: Mapping[str, str]) -> list[Alert]:
         if isinstance(payload, dict) and "alerts" in payload and "version" in payload:
