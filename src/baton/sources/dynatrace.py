@@ -103,6 +103,7 @@ class DynatraceSource(Source):
             ended_at=_epoch(details.get("endTime"), "payload.ProblemDetailsJSON.endTime")
             if resolved else None,
             impact=impact.lower() if impact else None,
+            name=first_text(body, ("ProblemTitle",)),
             condition=condition,
         )
 

@@ -118,6 +118,7 @@ class KibanaSource(Source):
                         if _is_url(sections[part].get(key))),
             started_at=when if status == "firing" else None,
             ended_at=when if status == "resolved" else None,
+            name=rule["name"].strip() or None,
             condition=condition,
         )
 

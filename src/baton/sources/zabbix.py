@@ -145,6 +145,7 @@ class ZabbixSource(Source):
                                  "payload.event_recovery_timestamp") if recovery else None),
             acknowledge=acknowledge,
             condition=condition,
+            name=None if kind == "test" else first_text(payload, ("event_name",)),
         )
 
 
