@@ -310,3 +310,11 @@ def test_unexpanded_ids_are_the_test_form() -> None:
     [alert] = parse({"EVENT.ID": "{EVENT.ID}", "ALERT.SUBJECT": "Test subject"})
     assert (alert.dedup_key, alert.condition, alert.summary) == (
         "zabbix:test", "test", "Test subject")
+
+
+@pytest.mark.parametrize(("state", "status"), [("alerting", "firing"), ("ok", "resolved")])
+def test_the_oncall_media_type_body(state: str, status: str) -> None:
+    [alert] = parse({"alert_uid": "42", "title": "Disk full", "state": state,
+                     "message": "m", "link_to_upstream_details": "javascript:x"})
+    assert (alert.dedup_key, alert.status, alert.name, alert.links) == (
+        "zabbix:42", status, "Disk full", ())

@@ -8,8 +8,10 @@ the ones Zabbix ships for Opsgenie and Redmine (mostly the same names, plus ``zb
 ``eventvalue``, ``eventupdate``, ``eventack``, ``severity`` = {EVENT.NSEVERITY},
 ``hostname``, ``triggerid``, ``url``), Keep's (``id``, ``triggerId``, ``name``,
 ``status`` = {TRIGGER.STATUS}, ``severity`` = {TRIGGER.SEVERITY}, ``tags``, and macro
-names such as ``EVENT.VALUE``, ``HOST.NAME``), or the macro names themselves
-(``EVENT.ID``, ``TRIGGER.STATUS``). ``normalize`` maps them onto Baton's names.
+names such as ``EVENT.VALUE``, ``HOST.NAME``), the macro names themselves (``EVENT.ID``,
+``TRIGGER.STATUS``: Zabbix's iLert media type), or what Zabbix's Grafana OnCall media type
+posts (``alert_uid``, ``title``, ``state`` ok/alerting, ``message``,
+``link_to_upstream_details``). ``normalize`` maps them onto Baton's names.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ ALIASES: dict[str, str] = {
     "id": "event_id", "triggerId": "trigger_id", "message": "alert_message",
     "name": "event_name", "service": "host_host", "status": "trigger_status",
     "tags": "event_tags", "description": "trigger_description",
+    # Zabbix's Grafana OnCall media type: what its script posts (OnCall's formatted webhook)
+    "alert_uid": "event_id", "title": "event_name", "state": "trigger_status",
+    "link_to_upstream_details": "event_url",
     # Macro names, once lowercased with dots as underscores
     "alert_sendto": "alert_sendto", "user_fullname": "event_update_user",
     "event_update_nseverity": "event_update_nseverity",
@@ -43,7 +48,7 @@ _MACRO_NAME = re.compile(r"\{?[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+\}?", re.ASCII)
 # A macro Zabbix could not expand stays as its name ({EVENT.RECOVERY.ID}, {$ZABBIX.URL});
 # *UNKNOWN* is what it writes for a value it cannot resolve.
 _UNEXPANDED = re.compile(r"\{\$?[A-Z][A-Z0-9_.]*(:[^}]*)?\}|\*UNKNOWN\*", re.ASCII)
-_STATE = {"problem": "1", "ok": "0", "resolved": "0", "1": "1", "0": "0"}
+_STATE = {"problem": "1", "alerting": "1", "ok": "0", "resolved": "0", "1": "1", "0": "0"}
 _NUMBERS = frozenset("012345")
 _MAX_TAGS = 1000
 _MAX_TAGS_TEXT = 200_000

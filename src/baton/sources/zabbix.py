@@ -228,6 +228,9 @@ def _links(payload: Mapping[str, Any]) -> tuple[Link, ...]:
         # The problem's page in Zabbix's frontend, as Zabbix's own media types link it.
         links.append(Link(f"{base.rstrip('/')}/tr_events.php?triggerid={trigger}"
                           f"&eventid={event}", "Event in Zabbix"))
+    event_url = first_text(payload, ("event_url",))
+    if not links and event_url and event_url.startswith(("https://", "http://")):
+        links.append(Link(event_url, "Event in Zabbix"))  # as a media type built it
     url = first_text(payload, ("trigger_url",))
     if url:
         links.append(Link(url, "Trigger URL"))
