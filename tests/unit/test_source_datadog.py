@@ -178,3 +178,21 @@ def test_description_drops_markdown_markers_and_adds_the_status() -> None:
     assert alert.description == "Disk full @webhook-baton\n\nx > 0.9"
     assert parse(body="from the default template").description == "from the default template"
     assert parse(event_title="", title="", alert_title="").summary == "Datadog monitor 1234"
+
+
+@pytest.mark.parametrize("key", ["alert_id", "alertId", "monitor_id", "monitorId", "title",
+                                 "event_title", "eventTitle", "alert_title", "alertTitle",
+                                 "monitor_name", "monitorName"])
+def test_any_one_identifying_key_is_enough(key: str) -> None:
+    """The schema's variants and the adapter agree on what is needed: one key."""
+    [alert] = DatadogSource("dd", {}).parse({key: "5"}, {})
+    assert alert.status == "firing" and alert.dedup_key in ("datadog:5", "datadog:name:5")
+
+
+@pytest.mark.parametrize("key", ["event_msg", "body", "eventMessage", "text_only_msg",
+                                 "message"])
+def test_a_message_with_the_monitor_link_is_enough(key: str) -> None:
+    body = {key: "%%%\n[[Monitor Status](https://app.datadoghq.eu/monitors/77?from_ts=1)]\n%%%"}
+    [alert] = DatadogSource("dd", {}).parse(body, {})
+    assert alert.dedup_key == "datadog:77"
+    assert alert.links[0].href == "https://app.datadoghq.eu/monitors/77"
