@@ -105,12 +105,53 @@ def test_unfilled_variables_count_as_empty() -> None:
     assert alert.links == () and "tags" not in alert.labels and alert.resource is None
 
 
-@pytest.mark.parametrize("field", ["alert_id", "alert_transition"])
-@pytest.mark.parametrize("value", ["", "  ", "$ALERT_ID", "$ALERT_TRANSITION"])
-def test_empty_identity_is_refused(field: str, value: str) -> None:
+@pytest.mark.parametrize("value", ["", "  ", "$ALERT_ID"])
+def test_a_missing_monitor_id_keys_on_the_monitor_name(value: str) -> None:
+    alert = parse(alert_id=value)
+    assert alert.dedup_key == "datadog:name:CPU high:host:web-1"
+    assert alert.name == "CPU high" and "monitor_id" not in alert.labels
+
+
+@pytest.mark.parametrize("value", ["", "  ", "$ALERT_TRANSITION"])
+def test_a_missing_transition_is_read_from_the_title(value: str) -> None:
+    assert parse(alert_transition=value).labels["transition"] == "Triggered"
+    recovered = parse(alert_transition=value, event_title="[Recovered on {host:web-1}] CPU high")
+    assert recovered.status == "resolved"
+    assert parse(alert_transition=value, event_title="CPU high").status == "firing"
+
+
+@pytest.mark.parametrize("value", ["", "  ", "$ALERT_ID"])
+def test_nothing_to_key_on_is_refused(value: str) -> None:
     with pytest.raises(PayloadError) as caught:
-        parse(**{field: value})
-    assert f"payload.{field}" in str(caught.value)
+        parse(alert_id=value, event_title="$EVENT_TITLE")
+    assert "payload.alert_id" in str(caught.value)
+
+
+@pytest.mark.parametrize(("title", "transition", "scope", "name", "test"), [
+    ("[Triggered on {host:a,env:b}] CPU high", "Triggered", "host:a,env:b", "CPU high", False),
+    ("[P2] [Re-Triggered] CPU [x] high", "Re-Triggered", "", "CPU [x] high", False),
+    ("[TEST] [No Data on {a:[1]}] Lag", "No Data", "a:[1]", "Lag", True),
+    ("[Triggered] [TEST] Host Cluster Alert", "Triggered", "", "Host Cluster Alert", True),
+    ("[unclosed CPU", "", "", "[unclosed CPU", False),
+    ("Plain name", "", "", "Plain name", False),
+    ("[" * 50_000, "", "", "[" * 50_000, False),
+])
+def test_titles(title: str, transition: str, scope: str, name: str, test: bool) -> None:
+    from baton.sources._datadog_body import read_title
+
+    assert read_title(title) == (transition, scope, name, test)
+
+
+def test_published_templates_read_alike() -> None:
+    keep = {"monitor_id": "9", "alert_transition": "Recovered", "title": "[Recovered] Lag",
+            "scopes": "host:a", "severity": "P1", "url": "https://app.datadoghq.eu/event/x"}
+    camel = {"alertId": "9", "alertTransition": "Recovered", "title": "[Recovered] Lag",
+             "alertScope": "host:a", "alert_priority": "P1", "priority": "normal"}
+    a, b = (DatadogSource("dd", {}).parse(body, {})[0] for body in (keep, camel))
+    assert a.dedup_key == b.dedup_key == "datadog:9:host:a"
+    assert (a.status, a.severity, a.name) == (b.status, b.severity, b.name) == (
+        "resolved", "critical", "Lag")
+    assert a.links[0].href == "https://app.datadoghq.eu/monitors/9"
 
 
 def test_date_falls_back_to_last_updated_and_bad_dates_are_refused() -> None:
@@ -137,3 +178,21 @@ def test_description_drops_markdown_markers_and_adds_the_status() -> None:
     assert alert.description == "Disk full @webhook-baton\n\nx > 0.9"
     assert parse(body="from the default template").description == "from the default template"
     assert parse(event_title="", title="", alert_title="").summary == "Datadog monitor 1234"
+
+
+@pytest.mark.parametrize("key", ["alert_id", "alertId", "monitor_id", "monitorId", "title",
+                                 "event_title", "eventTitle", "alert_title", "alertTitle",
+                                 "monitor_name", "monitorName"])
+def test_any_one_identifying_key_is_enough(key: str) -> None:
+    """The schema's variants and the adapter agree on what is needed: one key."""
+    [alert] = DatadogSource("dd", {}).parse({key: "5"}, {})
+    assert alert.status == "firing" and alert.dedup_key in ("datadog:5", "datadog:name:5")
+
+
+@pytest.mark.parametrize("key", ["event_msg", "body", "eventMessage", "text_only_msg",
+                                 "message"])
+def test_a_message_with_the_monitor_link_is_enough(key: str) -> None:
+    body = {key: "%%%\n[[Monitor Status](https://app.datadoghq.eu/monitors/77?from_ts=1)]\n%%%"}
+    [alert] = DatadogSource("dd", {}).parse(body, {})
+    assert alert.dedup_key == "datadog:77"
+    assert alert.links[0].href == "https://app.datadoghq.eu/monitors/77"

@@ -158,3 +158,21 @@ def test_bad_shapes_are_payload_errors(mutate: Any) -> None:
     mutate(payload)
     with pytest.raises(PayloadError):
         parse(payload)
+
+
+@pytest.mark.parametrize("body", [
+    {"problem_id": "P-7", "state": "RESOLVED", "problem_title": "Disk full"},
+    {"problemId": "P-7", "State": "RESOLVED", "problemTitle": "Disk full"},
+    {"ProblemID": "P-7", "status": "RESOLVED", "title": "Disk full"},
+    {"Problem ID": "P-7", "STATE": "RESOLVED", "ProblemTitle": "Disk full"},
+])
+def test_placeholder_keys_in_any_spelling(body: dict[str, Any]) -> None:
+    [alert] = DynatraceSource("dt", {}).parse(body, {})
+    assert (alert.dedup_key, alert.status, alert.name) == (
+        "dynatrace-problem:P-7", "resolved", "Disk full")
+
+
+def test_the_exact_key_wins_and_no_state_is_open() -> None:
+    [alert] = DynatraceSource("dt", {}).parse(
+        {"PID": "1_2V2", "ProblemTitle": "A", "problem_title": "B"}, {})
+    assert (alert.summary, alert.status) == ("A", "firing")

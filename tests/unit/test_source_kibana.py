@@ -112,8 +112,34 @@ def test_unrendered_template_is_a_test() -> None:
     assert alert.started_at is None
 
 
+def test_a_rule_without_an_alert_object_is_read_as_a_flat_body() -> None:
+    [alert] = KibanaSource("kibana", {}).parse({"rule": {"id": "r", "name": "n"}}, {})
+    assert (alert.dedup_key, alert.status, alert.name, alert.summary) == (
+        "kibana:r", "firing", "n", "n")
+
+
+@pytest.mark.parametrize(("body", "key", "status"), [
+    ({"ruleId": "r1", "id": "web-1", "actionGroup": "recovered"}, "kibana:r1:web-1", "resolved"),
+    ({"ruleId": "r1", "id": "web-1", "status": "Recovered"}, "kibana:r1:web-1", "resolved"),
+    ({"ruleId": "r1", "id": "web-1", "status": "Alert"}, "kibana:r1:web-1", "firing"),
+    ({"rule_name": "Encoded PowerShell", "severity": "high"}, "kibana:name:Encoded PowerShell",
+     "firing"),
+    ({"rule.id": "r1", "alert.id": "a", "alert.actionGroup": "recovered"}, "kibana:r1:a",
+     "resolved"),
+    ({"rule": {"name": "n"}, "context": {"reason": "why"}, "alert_id": 7}, "kibana:name:n:7",
+     "firing"),
+    ({"name": "x" * 300}, "kibana:" + "0" * 64, "firing"),
+])
+def test_flat_bodies(body: dict[str, Any], key: str, status: str) -> None:
+    [alert] = KibanaSource("kibana", {}).parse(body, {})
+    assert alert.status == status
+    assert alert.dedup_key == key or (key.endswith("0" * 64) and len(alert.dedup_key) == 71)
+
+
 @pytest.mark.parametrize("body", [
-    {"rule": {"id": "r", "name": "n"}},
+    {"alert": {"id": "a", "actionGroup": "g"}},
+    {"id": "a", "actionGroup": "active", "message": "no rule here"},
+    {"rule_name": "", "ruleId": "  "},
     {"rule": {"id": "", "name": "n"}, "alert": {"id": "a", "actionGroup": "g"}},
     {"rule": {"id": "r", "name": "n"}, "alert": {"id": "a", "actionGroup": ""}},
     {"rule": {"id": "r", "name": "n"}, "alert": {"id": 5, "actionGroup": "g"}},

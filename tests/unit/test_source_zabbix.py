@@ -180,7 +180,7 @@ def test_summary_falls_back_to_the_subject_then_the_id() -> None:
 
 
 @pytest.mark.parametrize(("mutate", "named"), [
-    (lambda p: p.pop("event_id"), "event_id"),
+    (lambda p: (p.pop("event_id"), p.pop("trigger_id")), "event_id"),
     (lambda p: p.update(event_source="9"), "event_source"),
     (lambda p: p.update(event_timestamp="yesterday"), "event_timestamp"),
     (lambda p: p.update(event_tags="[]"), "event_tags"),
@@ -217,7 +217,7 @@ def test_media_type_shape() -> None:
     assert values["event_tags"] == "{EVENT.TAGSJSON}"
     assert values["baton_token"] == "{$BATON.TOKEN}"
     # Every field the adapter reads has a parameter of that name.
-    read = set(schema.load("sources/zabbix.schema.json")["$defs"]["payload"]["properties"])
+    read = set(schema.load("sources/zabbix.schema.json")["$defs"]["baton"]["properties"])
     assert read - {"format", "test"} <= set(names)
     modes = {(t["event_source"], t["operation_mode"]) for t in mt["message_templates"]}
     assert {("TRIGGERS", "PROBLEM"), ("TRIGGERS", "RECOVERY"), ("TRIGGERS", "UPDATE")} <= modes
@@ -239,3 +239,82 @@ def test_service_status_change_updates_the_severity() -> None:
     alert = parse(payload)[0]
     assert (alert.status, alert.severity, alert.acknowledge) == ("firing", "critical", False)
     assert alert.labels["severity"] == "Disaster"
+
+
+# --- other media types' parameter sets ------------------------------------------------------
+
+def test_opsgenie_and_redmine_parameter_sets_read_as_batons() -> None:
+    opsgenie = {"alert_message": "Problem started ...", "alert_subject": "Problem: Disk full",
+                "event_id": "77", "event_nseverity": "4", "event_source": "0",
+                "event_tags_json": '[{"tag":"service","value":"db"}]',
+                "event_update_action": "{EVENT.UPDATE.ACTION}", "event_update_status": "0",
+                "event_value": "1", "opsgenie_api": "https://api.opsgenie.com/v2/alerts",
+                "trigger_id": "12", "zbxurl": "https://z.example.com",
+                "zbxuser": "{USER.FULLNAME}"}
+    [alert] = parse(opsgenie)
+    assert (alert.dedup_key, alert.severity, alert.service, alert.name) == (
+        "zabbix:77", "error", "db", "Disk full")
+    assert alert.links[0].href == "https://z.example.com/tr_events.php?triggerid=12&eventid=77"
+    redmine = {"alert_subject": "Resolved: Disk full", "event_id": "77", "event_value": "0",
+               "event_update_status": "0", "event_source": "0", "trigger_id": "12",
+               "redmine_issue_key": "{EVENT.TAGS.__zbx_redmine_issue_id}"}
+    [resolved] = parse(redmine)
+    assert (resolved.dedup_key, resolved.status, resolved.name) == (
+        "zabbix:77", "resolved", "Disk full")
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"EVENT.ID": "5", "TRIGGER.STATUS": "PROBLEM"}, "firing"),
+    ({"EVENT.ID": "5", "TRIGGER.STATUS": "OK"}, "resolved"),
+    ({"EVENT.ID": "5", "TRIGGER.VALUE": "0"}, "resolved"),
+    ({"{EVENT.ID}": "5", "EVENT.STATUS": "RESOLVED"}, "resolved"),
+    ({"eventid": "5"}, "firing"),  # nothing says the state: a problem
+    ({"id": "5", "status": "OK", "EVENT.VALUE": "1"}, "firing"),  # the event value decides
+])
+def test_state_from_whatever_the_body_has(body: dict[str, Any], status: str) -> None:
+    [alert] = parse(body)
+    assert (alert.dedup_key, alert.status) == ("zabbix:5", status)
+
+
+def test_baton_names_win_over_aliases() -> None:
+    [alert] = parse({"eventid": "9", "event_id": "5", "event_value": "1", "EVENT.ID": "7"})
+    assert alert.dedup_key == "zabbix:5"
+
+
+def test_a_trigger_without_an_event_is_the_problem() -> None:
+    [alert] = parse({"triggerid": "23710", "eventvalue": "1", "hostname": "app-03"})
+    assert alert.dedup_key == "zabbix:trigger:23710"
+
+
+@pytest.mark.parametrize(("tags", "labels"), [
+    ("a:1, b, c:x:y", {"tag_a": "1", "tag_b": "", "tag_c": "x:y"}),
+    ('[{"tag": "a", "value": "1"}]', {"tag_a": "1"}),
+    ("{EVENT.TAGS}", {}), ("[not json", {}), ('[{"tag": "a"}, 5, {"tag": 7}]', {"tag_a": ""}),
+])
+def test_tag_texts(tags: str, labels: dict[str, str]) -> None:
+    [alert] = parse({"eventid": "5", "eventtags": tags})
+    assert {k: v for k, v in alert.labels.items() if k.startswith("tag_")} == labels
+
+
+@pytest.mark.parametrize("body", [
+    {"alert_subject": "Problem: x"}, {"EVENT.NAME": "x", "EVENT.VALUE": "1"},
+    {"eventid": "", "triggerid": "  "},
+])
+def test_nothing_to_key_on_is_refused(body: dict[str, Any]) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse(body)
+    assert "payload.event_id" in str(caught.value)
+
+
+def test_unexpanded_ids_are_the_test_form() -> None:
+    [alert] = parse({"EVENT.ID": "{EVENT.ID}", "ALERT.SUBJECT": "Test subject"})
+    assert (alert.dedup_key, alert.condition, alert.summary) == (
+        "zabbix:test", "test", "Test subject")
+
+
+@pytest.mark.parametrize(("state", "status"), [("alerting", "firing"), ("ok", "resolved")])
+def test_the_oncall_media_type_body(state: str, status: str) -> None:
+    [alert] = parse({"alert_uid": "42", "title": "Disk full", "state": state,
+                     "message": "m", "link_to_upstream_details": "javascript:x"})
+    assert (alert.dedup_key, alert.status, alert.name, alert.links) == (
+        "zabbix:42", status, "Disk full", ())

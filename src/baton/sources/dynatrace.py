@@ -56,6 +56,8 @@ class DynatraceSource(Source):
     severity_label: ClassVar[str | None] = "severity"
 
     def parse(self, payload: Any, headers: Mapping[str, str]) -> list[Alert]:
+        if isinstance(payload, dict):
+            payload = _placeholder_keys(payload)
         # Said plainly: the schema's anyOf would answer with the whole body quoted.
         if isinstance(payload, dict) and not (_id(payload.get("PID"))
                                               or _id(payload.get("ProblemID"))):
@@ -103,8 +105,39 @@ class DynatraceSource(Source):
             ended_at=_epoch(details.get("endTime"), "payload.ProblemDetailsJSON.endTime")
             if resolved else None,
             impact=impact.lower() if impact else None,
+            name=first_text(body, ("ProblemTitle",)),
             condition=condition,
         )
+
+
+# Placeholder names by their key with case, "_" and spaces ignored, for templates that
+# spell them their own way ("problem_id", "problemTitle", "Problem URL"), plus the keys the
+# published templates use for a placeholder under another name: Zenduty's and Harness's
+# "ProblemDetails" ({ProblemDetailsText}), "url", "title", "severity", "impact".
+_KEYS: dict[str, str] = {
+    **{k.lower(): k for k in (
+        "State", "PID", "ProblemID", "ProblemTitle", "ProblemSeverity", "ProblemImpact",
+        "ProblemURL", "ProblemDetailsText", "ProblemDetailsMarkdown", "ProblemDetailsJSON",
+        "ImpactedEntity", "ImpactedEntityNames", "ImpactedEntities", "Tags")},
+    "problemdetails": "ProblemDetailsText", "url": "ProblemURL", "title": "ProblemTitle",
+    "severity": "ProblemSeverity", "severitylevel": "ProblemSeverity",
+    "impact": "ProblemImpact", "status": "State",
+}
+
+
+def _placeholder_keys(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The body with every key Baton knows under its placeholder's name; the exact name
+    wins where a body has two spellings; keys Baton does not know stay as they are."""
+    out = dict(payload)
+    for key, value in payload.items():
+        name = _KEYS.get("".join(c for c in key.lower() if c not in "_ -"))
+        if name and name != key and name not in payload and name not in out:
+            out[name] = value
+    if "State" not in out:
+        # A template without {State} reports problems opening (Dynatrace's default
+        # notification); it cannot say one is over.
+        out["State"] = "OPEN"
+    return out
 
 
 def _id(value: Any) -> str:

@@ -2,8 +2,9 @@
 
 Kibana's Webhook connector has no body of its own: the rule action renders a Mustache
 template the user pastes (``BODY_TEMPLATE``, also in the schema description). This adapter
-reads what that template produces. One request is one alert of one rule, as the action
-runs "for each alert"; the action group ``recovered`` is the resolve.
+reads what that template produces, and the flat bodies other tools publish (``_kibana_body``
+maps them onto the same shape). One request is one alert of one rule, as the action runs
+"for each alert"; the action group ``recovered`` is the resolve; the rule names the alert.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Condition, Link, Severity
 from ..plugin import Source
-from ._common import check_payload, first_text, parse_time
+from ._common import check_payload, first_text, parse_time, stable_hash
+from ._kibana_body import is_nested, nest
 from .alertmanager import SEVERITY_WORDS
 
 # Kept identical to the template in schemas/sources/kibana.schema.json (a unit test checks).
@@ -53,6 +56,8 @@ BODY_TEMPLATE = """{
 }"""
 
 RECOVERED = "recovered"
+# Past this the readable key (rule and alert id, or the rule's name) becomes a hash.
+_MAX_KEY = 200
 # Action groups meaning the rule had no data to evaluate: metrics.threshold.nodata,
 # custom_threshold.nodata and the like.
 _NO_DATA_GROUP = re.compile(r"(?:^|[._])no_?data$", re.IGNORECASE)
@@ -76,8 +81,20 @@ class KibanaSource(Source):
     severity_label: ClassVar[str | None] = "severity"
 
     def parse(self, payload: Any, headers: Mapping[str, str]) -> list[Alert]:
-        check_payload(f"sources/{self.type}.schema.json", payload, "Kibana webhook")
-        return [self._alert(payload)]
+        schema_name = f"sources/{self.type}.schema.json"
+        if is_nested(payload) or not isinstance(payload, dict):
+            check_payload(schema_name, payload, "Kibana webhook", pointer="nested")
+            return [self._alert(payload)]
+        # A flat body written for another tool: only a rule to key on is required.
+        body = nest(payload)
+        if not (body["rule"].get("id") or body["rule"].get("name")):
+            raise PayloadError(
+                "payload.rule.id: required (or a rule name): put Baton's template in the "
+                "rule action's body, or keep one with {{rule.id}} or {{rule.name}}",
+                ["payload.rule.id: required (or rule.name, ruleId, rule_id, name, "
+                 "rule_name) to key the problem on"])
+        check_payload(schema_name, payload, "Kibana webhook", pointer="flat")
+        return [self._alert(body)]
 
     def _alert(self, body: Mapping[str, Any]) -> Alert:
         rule: Mapping[str, str] = body["rule"]
@@ -87,23 +104,30 @@ class KibanaSource(Source):
         group = alert["actionGroup"]
         status: AlertStatus = "resolved" if group == RECOVERED else "firing"
         condition: Condition = "no_data" if _NO_DATA_GROUP.search(group) else "normal"
+        rule_id, alert_id = rule.get("id", ""), alert.get("id", "")
+        rule_name = rule.get("name", "")
         # The connector's own "Test" tab sends the template as typed, without rendering it:
         # its fields are placeholders, not facts worth keeping.
-        if "{{" in rule["id"] or "{{" in alert["id"]:
+        if any("{{" in text for text in (rule_id, alert_id, rule_name)):
             return Alert(dedup_key="kibana:test", status="firing",
                          severity=self._severity("", ""),
                          summary="Kibana webhook connector test",
                          description="The Baton template, sent from the connector's Test tab "
                                      "without its variables rendered.",
                          source_type=self.type, source_name=self.name, condition="test")
-        dedup_key = f"kibana:{rule['id']}:{alert['id']}"
+        # A flat template without {{rule.id}} keys on the rule's name; one without an alert
+        # id (security detections: each rule is one problem) on the rule alone.
+        ident = rule_id or f"name:{rule_name}"
+        dedup_key = f"kibana:{ident}" + (f":{alert_id}" if alert_id else "")
+        if len(dedup_key) > _MAX_KEY:
+            dedup_key = "kibana:" + stable_hash([ident, alert_id])
         labels = {label: sections[part][key] for label, part, key in _LABELS
                   if isinstance(sections[part].get(key), str) and sections[part][key]}
         severity_word = body.get("severity") or ""
         if severity_word:
             labels["severity"] = severity_word
         when = parse_time(body.get("date"), "payload.date")
-        headline = first_text(context, ("title", "reason")) or rule["name"] or dedup_key
+        headline = first_text(context, ("title", "reason")) or rule_name or dedup_key
         return Alert(
             dedup_key=dedup_key,
             status=status,
@@ -118,6 +142,7 @@ class KibanaSource(Source):
                         if _is_url(sections[part].get(key))),
             started_at=when if status == "firing" else None,
             ended_at=when if status == "resolved" else None,
+            name=rule_name.strip() or None,
             condition=condition,
         )
 

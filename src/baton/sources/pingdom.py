@@ -81,6 +81,7 @@ class PingdomSource(Source):
             links=_links(params),
             started_at=None if resolved else changed,
             ended_at=changed if resolved else None,
+            name=first_text(body, ("check_name",)),
             condition=condition,
         )
 

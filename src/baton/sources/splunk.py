@@ -92,6 +92,7 @@ class SplunkSource(Source):
             if isinstance(results_link, str) and results_link else (),
             started_at=None if resolved else when,
             ended_at=when if resolved else None,
+            name=search or None,
         )
 
     def _key(self, app: str, search: str, picked: list[tuple[str, str]]) -> str:

@@ -90,6 +90,7 @@ class UptimeKumaSource(Source):
             started_at=time if down else parse_time(beat.get("lastDownTime"),
                                                     "payload.heartbeat.lastDownTime"),
             ended_at=None if down else time,
+            name=first_text(monitor, ("name",)),
         )
 
     def _message(self, msg: str, monitor: Mapping[str, Any]) -> Alert:
@@ -107,7 +108,8 @@ class UptimeKumaSource(Source):
             return Alert(dedup_key=f"uptime-kuma:certificate:{key}", status="firing",
                          severity="warning", summary=text.splitlines()[0],
                          source_type=self.type, source_name=self.name,
-                         resource=cert["url"] or None, labels=labels)
+                         resource=cert["url"] or None, labels=labels,
+                         name=cert["name"] or None)
         if not text:
             raise PayloadError("payload.msg: empty, and there is no heartbeat",
                                ["payload.msg: must not be empty when heartbeat is null"])

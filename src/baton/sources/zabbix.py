@@ -1,7 +1,8 @@
 """Zabbix, through the webhook media type Baton ships (contrib/zabbix/baton_media_type.yaml).
 
 The media type's script POSTs its parameters (Zabbix macros, expanded) as one JSON object;
-this adapter reads that object. What an event is follows from three macros:
+this adapter reads that object, and the parameters of other media types posted as they are
+(``_zabbix_body`` reads their names as Baton's). What an event is follows from three macros:
 
 - ``{EVENT.UPDATE.STATUS}`` 1: an update operation (acknowledged, commented, severity
   changed, closed); else ``{EVENT.VALUE}`` 1 a problem, 0 a recovery.
@@ -23,6 +24,7 @@ from ..errors import PayloadError
 from ..model import Alert, AlertStatus, Condition, Link, Severity
 from ..plugin import Source
 from ._common import check_payload, first_text, parse_time, quote
+from ._zabbix_body import is_baton, normalize
 
 # {EVENT.NSEVERITY} -> Baton, as Zabbix's own PagerDuty media type maps them.
 NSEVERITY: dict[str, Severity] = {
@@ -55,6 +57,13 @@ _LABEL_KEYS = {
 }
 
 
+def _no_id() -> PayloadError:
+    return PayloadError(
+        "payload.event_id: required: add a parameter event_id = {EVENT.ID} to the media type",
+        ["payload.event_id: required (or eventid, id, EVENT.ID, or trigger_id = {TRIGGER.ID}) "
+         "to key the problem on"])
+
+
 class ZabbixSource(Source):
     """``type: zabbix``: config key ``default_severity``."""
 
@@ -63,7 +72,13 @@ class ZabbixSource(Source):
     severity_label: ClassVar[str | None] = "severity"
 
     def parse(self, payload: Any, headers: Mapping[str, str]) -> list[Alert]:
-        check_payload(f"sources/{self.type}.schema.json", payload, "Zabbix media type")
+        if isinstance(payload, dict) and not is_baton(payload):
+            payload = _other_media_type(payload)
+        if isinstance(payload, dict) and "test" not in payload and not (
+                "event_id" in payload or payload.get("trigger_id")):
+            raise _no_id()
+        check_payload(f"sources/{self.type}.schema.json", payload, "Zabbix media type",
+                      pointer="baton")
         for name in _ID_FIELDS:
             if name in payload and not _DIGITS.fullmatch(payload[name]):
                 problem = f"payload.{name}: {quote(payload[name])} is not a Zabbix id"
@@ -73,7 +88,9 @@ class ZabbixSource(Source):
         source = payload.get("event_source", "0")
         if source in ("1", "2"):
             return []  # discovery and autoregistration: nothing that recovers or escalates
-        key = f"zabbix:{payload['event_id']}"
+        # Without {EVENT.ID} (a media type that does not send it) the trigger is the problem.
+        key = (f"zabbix:{payload['event_id']}" if "event_id" in payload
+               else f"zabbix:trigger:{payload['trigger_id']}")
         condition: Condition = "no_data" if source == "3" else "normal"
         if payload.get("event_update_status") == "1":
             return self._update(payload, key, condition)
@@ -86,8 +103,10 @@ class ZabbixSource(Source):
         action = str(payload.get("event_update_action", "")).lower()
         if "closed" in action:
             return [self._alert(payload, key, "resolved", "update", condition)]
+        # Media types without {EVENT.UPDATE.ACTION} (Zabbix's PagerDuty one) say only that
+        # the problem is acknowledged now, as PagerDuty's script reads them.
         acked = (payload.get("event_ack_status") == "Yes" and "unacknowledged" not in action
-                 and "acknowledged" in action)
+                 and ("acknowledged" in action or "event_update_action" not in payload))
         # A service's update operation is its status (severity) changing; no action text.
         service = payload.get("event_source") == "4"
         if acked or service or "changed severity" in action:
@@ -145,7 +164,39 @@ class ZabbixSource(Source):
                                  "payload.event_recovery_timestamp") if recovery else None),
             acknowledge=acknowledge,
             condition=condition,
+            name=None if kind == "test" else _name(payload),
         )
+
+
+def _other_media_type(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A body from another media type's parameters, under Baton's names; a test when its
+    identifying macros came unexpanded (the media type's Test form)."""
+    body, unexpanded = normalize(payload)
+    if "test" in body or body.get("event_id") or body.get("trigger_id"):
+        # Nothing else says the state (Keep's and other bodies without {EVENT.VALUE},
+        # {TRIGGER.VALUE} or {TRIGGER.STATUS}): a notification is a problem.
+        body.setdefault("event_value", "1")
+        return body
+    if unexpanded & {"event_id", "trigger_id"}:
+        return {"test": True, **{k: body[k] for k in ("alert_subject", "alert_message")
+                                 if isinstance(body.get(k), str)}}
+    raise _no_id()
+
+
+def _name(payload: Mapping[str, Any]) -> str | None:
+    """The event's name ({EVENT.NAME}, the trigger's name as expanded); else
+    {TRIGGER.NAME}; else the subject without the prefix Zabbix's stock message templates
+    give it ("Problem: ", "Resolved in 5m: ", "Updated problem: ")."""
+    name = first_text(payload, ("event_name", "trigger_name"))
+    if name:
+        return name
+    subject = first_text(payload, ("alert_subject",))
+    if not subject:
+        return None
+    head, sep, rest = subject.partition(": ")
+    if sep and rest.strip() and head.split(" ")[0] in ("Problem", "Resolved", "Updated"):
+        return rest.strip()
+    return subject
 
 
 def _tags(value: Any) -> dict[str, str]:
@@ -177,6 +228,9 @@ def _links(payload: Mapping[str, Any]) -> tuple[Link, ...]:
         # The problem's page in Zabbix's frontend, as Zabbix's own media types link it.
         links.append(Link(f"{base.rstrip('/')}/tr_events.php?triggerid={trigger}"
                           f"&eventid={event}", "Event in Zabbix"))
+    event_url = first_text(payload, ("event_url",))
+    if not links and event_url and event_url.startswith(("https://", "http://")):
+        links.append(Link(event_url, "Event in Zabbix"))  # as a media type built it
     url = first_text(payload, ("trigger_url",))
     if url:
         links.append(Link(url, "Trigger URL"))
