@@ -82,8 +82,14 @@ def test_rows_and_file_size_stay_bounded_under_churn(tmp_path: Path, token: str,
         # The file: no larger after the second half of the run than after the first
         # (a margin for a page cache's worth of fluctuation), though twice the data went
         # through it. The WAL is reused after each checkpoint, so it is bounded too.
+        # The file follows the rows alive at once, not the rows ever written: on a busy
+        # machine pruning lags and more rows can be alive at a time in the second half,
+        # so the bound scales with that peak (the leak this catches grows with the total).
         margin = 256 * 1024
-        assert last[0] <= half[0] * 1.25 + margin, seen
+        first, second = seen[:ROUNDS // 2], seen[ROUNDS // 2:]
+        peak = max(1.0, max(r["incidents"] for *_, r in second)
+                   / max(1, max(r["incidents"] for *_, r in first)))
+        assert last[0] <= max(m for m, *_ in first) * peak * 1.25 + margin, seen
         assert last[1] <= max(half[1], 4 * 1024 * 1024) * 1.25 + margin, seen
         # And pruning took old rows while they were young enough to still be counted:
         # eventually every resolved incident goes.
