@@ -49,6 +49,20 @@ def markdown_escape(text: Any) -> str:
     return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
 
 
+def markdown_clip(text: Any, limit: int) -> str:
+    """``markdown_escape(text)`` within ``limit`` characters: the cut is made on the text
+    before escaping, so it never separates a backslash from what it escapes, and sized on
+    the text after escaping, so the escapes cannot carry it past ``limit``."""
+    raw = str(text)
+    whole = markdown_escape(raw)
+    if len(whole) <= limit:
+        return whole
+    keep = limit - len(ELLIPSIS)
+    while keep > 0 and (over := len(markdown_escape(raw[:keep])) + len(ELLIPSIS) - limit) > 0:
+        keep -= max(1, over // 2)  # an escape at most doubles a character
+    return markdown_escape(raw[:max(keep, 0)]) + ELLIPSIS
+
+
 # --- Redmine text formatting --------------------------------------------------------------
 # Redmine renders descriptions and journal notes with the instance's text formatting
 # (Administration > Settings > General): Textile (``textile``) or Markdown (``markdown``,

@@ -63,7 +63,15 @@ def links(inc: Mapping[str, Any], incident_url: str | None) -> str:
         for link in alert.get("links") or ():
             if link.get("href") and len(found) < MAX_LINKS:
                 found.append((link["href"], link.get("text") or link["href"]))
-    return " · ".join(f"<{esc(href)}|{esc(label)}>" for href, label in found)
+    # Whole links only, within a section's text: a cut inside <url|label> would leave an
+    # unclosed "<" that Slack shows as raw markup, around a URL cut short.
+    shown = ""
+    for href, label in found:
+        item = f"<{esc(href)}|{esc(label)}>"
+        joined = f"{shown} · {item}" if shown else item
+        if len(joined) <= TEXT_CHARS:
+            shown = joined
+    return shown
 
 
 def incident(inc: Mapping[str, Any], target: Mapping[str, Any], incident_url: str | None,

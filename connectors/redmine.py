@@ -208,9 +208,15 @@ class RedmineConnector(Connector):
             or incident.get("key") or "Baton incident"
         return f"{_clip(one_line(title), SUBJECT_CHARS - len(tag) - 1)} {tag}"
 
-    def verbatim(self, text: str) -> str:
-        """Alert text as a block the instance's formatter shows as it is."""
-        return redmine_verbatim(_clip(text, TEXT_CHARS - 200), self.formatting)
+    def verbatim(self, text: str, limit: int = TEXT_CHARS - 200) -> str:
+        """Alert text as a block the instance's formatter shows as it is, the whole block
+        (its defused tags and its fences too) within ``limit``: a cut made after it could
+        drop the closing tag or fence, and the rest would be formatted after all."""
+        keep = limit
+        while len(block := redmine_verbatim(_clip(text, keep), self.formatting)) > limit \
+                and keep > 1:
+            keep = max(1, keep - (len(block) - limit))
+        return block
 
     def description(self, incident: Mapping[str, Any]) -> str:
         head = (f"Baton incident {incident['id']} ({incident.get('status')}, severity "
@@ -231,10 +237,18 @@ class RedmineConnector(Connector):
                 lines.append(f"  link: {link.get('text') or link['href']} {link['href']}")
                 if _LINK.match(str(link["href"])) and link["href"] not in links:
                     links.append(link["href"])
-        # Plain URLs after the block, one a line, so every formatter still links them.
-        tail = "".join(f"\n{href}" for href in links[:20])
-        return _clip(f"{head}\n\n{self.verbatim(chr(10).join(lines))}\n{tail}".rstrip(),
-                     TEXT_CHARS)
+        block = self.verbatim(chr(10).join(lines))
+        # Plain URLs after the block, one a line, so every formatter still links them; only
+        # those that fit whole (a URL cut short would still be linked, to the wrong place).
+        room = TEXT_CHARS - len(head) - len(block) - 3
+        shown: list[str] = []
+        for href in links[:20]:
+            if len(href) + 1 > room:
+                break
+            shown.append(href)
+            room -= len(href) + 1
+        tail = "".join(f"\n{href}" for href in shown)
+        return f"{head}\n\n{block}\n{tail}".rstrip()
 
     def note(self, notification: Notification) -> str:
         inc, action = notification.incident, notification.action

@@ -35,7 +35,7 @@ from baton.model import Notification, Outcome
 from baton.plugin import Connector, classify_status
 from baton.secret import Secret
 
-from ._markup import markdown_escape
+from ._markup import markdown_clip, markdown_escape
 from ._text import one_line
 
 CARD_VERSION = "1.4"
@@ -124,8 +124,8 @@ class TeamsConnector(Connector):
             if not notes:
                 return GENERIC_NOTE
             text = (notes[-1].get("detail") or {}).get("text") or GENERIC_NOTE
-            said = _clip(f"{notes[-1].get('actor') or 'someone'}: {text}", NOTE_CHARS)
-            return markdown_escape(said)
+            # Escaped, then kept to NOTE_CHARS: escapes count against the limit too.
+            return markdown_clip(f"{notes[-1].get('actor') or 'someone'}: {text}", NOTE_CHARS)
         level = (inc.get("escalation") or {}).get("level")
         events = inc.get("event_count")
         parts = [f"escalation level {level}" if level else "",
@@ -146,8 +146,8 @@ class TeamsConnector(Connector):
         lead = f"[{severity.upper()}] {VERBS[action]}: "
         body: list[dict[str, Any]] = [
             # "[CRITICAL]" is no link (no "(" or reference follows): left as written.
-            {"type": "TextBlock", "text": lead + _md(_clip(one_line(title),
-                                                           TITLE_CHARS - len(lead))),
+            {"type": "TextBlock", "text": lead + markdown_clip(one_line(title),
+                                                                TITLE_CHARS - len(lead)),
              "size": "Large", "weight": "Bolder", "color": color, "wrap": True},
             {"type": "TextBlock", "text": self.headline(notification), "wrap": True},
             {"type": "FactSet", "facts": [{"title": k, "value": _md(v)} for k, v in facts
@@ -155,8 +155,8 @@ class TeamsConnector(Connector):
         ]
         if alerts:
             # One list item per alert: its text on one line, escaped, after Baton's "- ".
-            lines = ["- " + _md(_clip(one_line(f"{a.get('summary', '')}" + (
-                f": {a['description']}" if a.get("description") else "")), ALERT_CHARS))
+            lines = ["- " + markdown_clip(one_line(f"{a.get('summary', '')}" + (
+                f": {a['description']}" if a.get("description") else "")), ALERT_CHARS)
                 for a in alerts[:MAX_ALERTS]]
             if len(alerts) > MAX_ALERTS:
                 lines.append(f"- ... and {len(alerts) - MAX_ALERTS} more")

@@ -33,17 +33,25 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 def decode_secret(value: str) -> bytes:
     """The HMAC key Baton signs with (the webhook connector) for a configured secret.
 
-    ``whsec_<base64>`` is the spec's serialisation and decodes to the key bytes. Any other
-    string is used as its own UTF-8 bytes, so a receiver that was simply told "the secret
-    is X" can verify with X; note that the reference libraries instead base64-decode an
-    unprefixed secret, so give those receivers the ``whsec_`` form. Inbound source auth
-    decodes as the senders do instead: ``sender_key``.
+    ``whsec_<base64>`` is the spec's serialisation and decodes to the key bytes, with the
+    padding optional as the reference library reads it (it appends ``==``), so a receiver
+    using the library with the very secret Baton was given verifies. Any other string is
+    used as its own UTF-8 bytes, so a receiver that was simply told "the secret is X" can
+    verify with X; note that the reference libraries instead base64-decode an unprefixed
+    secret, so give those receivers the ``whsec_`` form. Inbound source auth decodes as
+    the senders do instead: ``sender_key``.
 
     Raises ``ValueError`` (never quoting the value) when the key is empty or not base64.
     """
     if value.startswith(SECRET_PREFIX):
+        text = value[len(SECRET_PREFIX):]
+        # Standard alphabet only: the library would skip other characters and sign with a
+        # key nobody meant, so those are still refused here rather than guessed at.
+        if (not _BASE64.fullmatch(text) or len(text.rstrip("=")) % 4 == 1
+                or ("=" in text and len(text) % 4)):
+            raise ValueError("signing secret after 'whsec_' is not valid base64")
         try:
-            key = base64.b64decode(value[len(SECRET_PREFIX):], validate=True)
+            key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("signing secret after 'whsec_' is not valid base64") from None
     else:

@@ -438,3 +438,24 @@ async def test_a_late_resolve_leaves_an_issue_a_recurrence_took_over(rig: Rig) -
     mine = with_ref(sample_incident("resolved") | {"id": LATER}, 1)
     closed = await rig.send(sample_notification("rm", "resolve", incident=mine))
     assert closed.kind == "ok" and rig.issues.closed(1), closed
+
+
+@pytest.mark.parametrize("formatting", ["textile", "markdown"])
+def test_a_full_description_keeps_its_block_closed_and_its_links_whole(
+        formatting: str) -> None:
+    # Alert text fills the description; what is appended after the verbatim block (its
+    # closing tag or fence, the plain links) must fit in what is left, not be cut.
+    link = "https://grafana.example/d/abc?" + "&var-host=db-primary" * 15
+    incident = sample_incident()
+    incident["alerts"] = [incident["alerts"][0] | {
+        "summary": f"alert {n}", "description": "<pre>``` " * 300,
+        "links": [{"href": link, "text": "dashboard"}]} for n in range(40)]
+    rm = RedmineConnector("rm", fake.config("http://redmine.invalid")
+                          | {"text_formatting": formatting})
+    text = rm.description(incident)
+    assert len(text) <= 60000
+    closing = "\n</pre>" if formatting == "textile" else "\n````"  # longest run + 1
+    assert closing in text
+    # The link after the block is on its own line whole, or left out: never cut short.
+    tail = text.rsplit(closing, 1)[1]
+    assert all(line == link for line in tail.split("\n") if line)

@@ -503,3 +503,20 @@ def test_wrong_shapes_are_payload_errors(body: bytes) -> None:
 def test_other_interactions_are_ignored() -> None:
     body = urllib.parse.urlencode({"payload": json.dumps({"type": "view_submission"})}).encode()
     assert receiver().callback(body, signed(body), NOW) == []
+
+
+def test_links_that_do_not_fit_are_left_out_not_cut() -> None:
+    # A cut inside <url|label> leaves an unclosed "<" that Slack shows as raw markup
+    # (and a URL cut short): a link is shown whole or not at all.
+    from baton_connectors import _slack_blocks
+
+    incident = sample_incident()
+    long_url = "https://grafana.example/d/x?" + "&var-host=db" * 80
+    incident["alerts"] = [incident["alerts"][0] | {"links": [
+        {"href": long_url, "text": f"dash {i}"} for i in range(5)]}]
+    _, blocks = _slack_blocks.incident(incident, {}, "https://baton.example/i/{id}", False)
+    shown = next(b for b in blocks if b["block_id"] == "baton_links")["text"]["text"]
+    assert len(shown) <= _slack_blocks.TEXT_CHARS
+    items = shown.split(" · ")
+    assert all(item.startswith("<") and item.endswith(">") for item in items)
+    assert items[0].startswith("<https://baton.example/i/") and len(items) >= 2

@@ -243,3 +243,25 @@ def test_config_needs_an_http_url() -> None:
     with pytest.raises(ConfigError) as caught:
         TeamsConnector("chat", {"webhook_url": Secret("ftp://example.com/x?sig=hidden")})
     assert "hidden" not in str(caught.value)
+
+
+def test_escaping_does_not_carry_text_past_its_cut() -> None:
+    # Markdown escapes are added characters: a cut made before escaping lets a title of
+    # markup reach twice TITLE_CHARS, and an alert line twice ALERT_CHARS.
+    markup = "*_[]" * 500
+    incident = sample_incident() | {"title": markup}
+    incident["alerts"] = [incident["alerts"][0] | {"summary": markup, "description": markup}]
+    incident["timeline"].append({"at": "2024-11-20T08:20:00.000Z", "type": "note",
+                                 "actor": "bob", "detail": {"text": markup * 2}})
+    body = connector().card(sample_notification("chat", incident=incident))[
+        "attachments"][0]["content"]["body"]
+    assert len(body[0]["text"]) <= 200 and body[0]["text"].endswith("…")
+    assert body[0]["text"].startswith("[CRITICAL] Triggered: \\*\\_\\[\\]")
+    assert len(body[3]["text"]) <= len("- ") + 300
+    note = connector().card(sample_notification("chat", "note", incident=incident))[
+        "attachments"][0]["content"]["body"][1]["text"]
+    assert len(note) <= 2000 and note.startswith("bob: \\*\\_")
+    # A cut never leaves an escaping backslash without the character it escapes.
+    for text in (body[0]["text"], body[3]["text"], note):
+        assert not text.removesuffix("…").endswith("\\") or text.removesuffix(
+            "…").endswith("\\\\")

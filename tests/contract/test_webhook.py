@@ -4,6 +4,7 @@ trust (a fake that accepts anything would let the contract suite pass vacuously)
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import time
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from baton_connectors.webhook import WebhookConnector
 from fakes import FakeState, Reply, closed_port, sample_notification
 from fakes import webhook as fake
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from baton import __version__, schema, signing
 from baton.errors import ConfigError
@@ -186,3 +188,32 @@ async def test_awkward_keys_get_a_safe_stable_webhook_id(aiohttp_server: Server)
             assert outcome.kind == "ok", state.rejected
     first, second = (a.keys for a in state.accepted)
     assert first == second == ("01JD/hook/trigger/person:a%2Esmith%20jr/J%C3%BCrgen%25",) * 2
+
+
+_KEY = b"receiver-side key, 32 bytes long"
+_WHSEC = "whsec_" + base64.b64encode(_KEY).decode()
+
+
+@pytest.mark.parametrize("secret", [_WHSEC, _WHSEC.rstrip("=")], ids=["padded", "unpadded"])
+async def test_the_reference_library_verifies_with_the_configured_whsec_secret(
+        aiohttp_server: Server, secret: str) -> None:
+    # The receiver is standardwebhooks.Webhook given exactly the secret Baton was given;
+    # the library adds the padding a secret may lack, so Baton must read it the same way.
+    seen, base = await echo_server(aiohttp_server, 200)
+    assert (await send({"url": f"{base}/x", "secret": Secret(secret)})).kind == "ok"
+    body = await seen[0].read()
+    assert Webhook(secret).verify(body, dict(seen[0].headers))["id"]
+
+
+async def test_a_bare_secret_verifies_as_the_library_reads_its_whsec_form(
+        aiohttp_server: Server) -> None:
+    # A bare secret is its UTF-8 bytes (documented; receivers verify with the string as
+    # is), so a library receiver is given "whsec_" + base64 of those bytes, as the schema
+    # says; the bare string alone is read by the library as base64 and cannot match.
+    seen, base = await echo_server(aiohttp_server, 200)
+    bare = "a-plain-shared-secret"
+    assert (await send({"url": f"{base}/x", "secret": Secret(bare)})).kind == "ok"
+    body, headers = await seen[0].read(), dict(seen[0].headers)
+    Webhook("whsec_" + base64.b64encode(bare.encode()).decode()).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(bare).verify(body, headers)

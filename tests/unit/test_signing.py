@@ -29,11 +29,21 @@ def test_decode_whsec_secret() -> None:
     assert len(KEY) == 24  # the spec's minimum key size
 
 
+@pytest.mark.parametrize("secret", [VECTOR_SECRET, "whsec_" + base64.b64encode(bytes(range(32))
+                                    ).decode().rstrip("="), "whsec_s3cr3t"])
+def test_whsec_secret_decodes_as_the_reference_library(secret: str) -> None:
+    # Padding is optional there (the library appends "=="): the same secret, the same key.
+    assert signing.decode_secret(secret) == Webhook(secret)._whsecret
+
+
 def test_unprefixed_secret_is_its_utf8_bytes() -> None:
     assert signing.decode_secret("plain-Käse") == "plain-Käse".encode()
 
 
-@pytest.mark.parametrize("bad", ["", "whsec_", "whsec_s3cr3t not base64!", "whsec_s3cr3t"])
+@pytest.mark.parametrize("bad", ["", "whsec_", "whsec_s3cr3t not base64!",
+                                 "whsec_s3cr3tAAA",  # 4n+1 characters: no base64
+                                 "whsec_s3cr3t_-",  # URL-safe alphabet
+                                 "whsec_s3cr3=="])  # padding that does not fit
 def test_bad_secrets_raise_without_the_value(bad: str) -> None:
     with pytest.raises(ValueError) as caught:
         signing.decode_secret(bad)

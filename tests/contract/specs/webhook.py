@@ -37,7 +37,7 @@ def check(seen: Seen) -> list[str]:
     present = [h for h in _HEADERS if h in headers]
     if present and len(present) != len(_HEADERS):
         out.append(f"Standard Webhooks: {present} without the others")
-    if present:
+    if len(present) == len(_HEADERS):
         if not _ID.match(headers["webhook-id"]):
             out.append("webhook-id: not printable ASCII without spaces")
         if not headers["webhook-timestamp"].isdigit():
