@@ -2,7 +2,7 @@
 the vendor's own published API description (``specs/<type>.py``) beside its strict fake.
 
 The awkward incidents are the ones real outages produce: a title longer than any vendor
-field, non-ASCII and emoji (Jira and Slack count UTF-16 units), several lines, text that
+field, non-ASCII and emoji (Jira and Twilio count UTF-16 units), several lines, text that
 is markup in the target (HTML, Markdown, Slack's mrkdwn), the label cap, many alerts.
 """
 
@@ -42,7 +42,7 @@ def edge_incidents() -> dict[str, dict[str, Any]]:
     """Incident documents that stress every field a connector maps."""
     titles = {
         "long": "Disk full on " + "db-primary-" * 120,
-        # Astral-plane emoji are two UTF-16 units: a cut by code points overruns Jira/Slack.
+        # Astral-plane emoji are two UTF-16 units: a cut by code points overruns Jira/Twilio.
         "emoji": "🔥💥 checkout down " + "🚨" * 300 + " ünïcödé ✓ 日本語",
         "multiline": "Line one of the title\nline two\r\n\tline three   with  spaces",
         "markup": _MARKUP,
