@@ -136,7 +136,7 @@ class Alert:
         name, summary = (self.name or "").strip(), self.summary.strip()
         if not name:
             return summary or self.dedup_key
-        if not summary or name.casefold() in summary.casefold():
+        if not summary or _names(summary, name):
             return summary or name
         return f"{name}: {summary}"
 
@@ -204,3 +204,23 @@ class Outcome:
     @classmethod
     def permanent(cls, detail: str, status: int | None = None) -> Outcome:
         return cls("permanent", detail, status)
+
+
+def _names(summary: str, name: str) -> bool:
+    """Whether ``summary`` already names the alert: ``name`` in it as a word (any case), so
+    a name "Up" is not taken as said by "Backup failed". Only the first occurrences are
+    looked at, so a crafted summary costs a bounded number of searches."""
+    text, name = summary.casefold(), name.casefold()
+    found = text.find(name)
+    for _ in range(_MAX_NAME_MATCHES):
+        if found < 0:
+            break
+        end = found + len(name)
+        if not (found and text[found - 1].isalnum()) and not (
+                end < len(text) and text[end].isalnum()):
+            return True
+        found = text.find(name, found + 1)
+    return False
+
+
+_MAX_NAME_MATCHES = 100

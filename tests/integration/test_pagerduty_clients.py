@@ -292,3 +292,33 @@ async def test_overload_is_pagerdutys_503_with_retry_after(aiohttp_client: Clien
         assert (await queued).status == 202
     resp = await gw.client.post("/v2/enqueue", json=event)
     assert resp.status == 202
+
+
+async def test_host_only_path_keeps_the_sources_own_body_limit(
+        aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    """A source's max_body_bytes is its limit on both Events paths, above the server's
+    default as below it: /v2/enqueue must not refuse what /v1/ingest/{source} takes."""
+    data = config_dict(tmp_path)
+    data["server"]["max_body_bytes"] = 4000
+    data["sources"]["pd-big"] = {"type": "pagerduty-events", "max_body_bytes": 50_000,
+                                 "routing_key": {"env": "PD_KEY_A"}, "auth": {"type": "none"}}
+    data["sources"]["pd-small"] = {"type": "pagerduty-events", "max_body_bytes": 300,
+                                   "routing_key": {"env": "PD_KEY_B"},
+                                   "auth": {"type": "none"}}
+    gw = await start_gateway(aiohttp_client, data, tmp_path, environ=ENV)
+
+    def event(key: str, size: int) -> dict[str, Any]:
+        return {"routing_key": key, "event_action": "trigger",
+                "payload": {"summary": "s", "source": "h", "severity": "info",
+                            "custom_details": {f"log{i}": "x" * (size // 5)
+                                               for i in range(5)}}}
+
+    for path in ("/v1/ingest/pd-big/v2/enqueue", "/v2/enqueue"):
+        resp = await gw.client.post(path, json=event(KEY_A, 10_000))
+        assert resp.status == 202, (path, await resp.text())
+    for path in ("/v1/ingest/pd-small/v2/enqueue", "/v2/enqueue"):
+        resp = await gw.client.post(path, json=event(KEY_B, 1000))
+        assert resp.status == 413, (path, await resp.text())
+    # A key no source has: still read only up to the largest limit a source could take.
+    resp = await gw.client.post("/v2/enqueue", json=event("N0SUCHKEY", 60_000))
+    assert resp.status == 413

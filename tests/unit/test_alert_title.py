@@ -22,6 +22,10 @@ def alert(summary: str, name: str | None) -> Alert:
     (None, "Disk full", "Disk full"),
     ("  ", "Disk full", "Disk full"),
     (None, "", "k1"),
+    # Only the name as a word counts: "Up" inside "Backup" does not name the alert.
+    ("Up", "Backup failed on db-1", "Up: Backup failed on db-1"),
+    ("Load", "Unloaded queue on mq-2", "Load: Unloaded queue on mq-2"),
+    ("CPU high (5m)", "[Warn] CPU high (5m)", "[Warn] CPU high (5m)"),
 ])
 def test_title(name: str | None, summary: str, title: str) -> None:
     assert alert(summary, name).title == title

@@ -196,3 +196,25 @@ def test_a_message_with_the_monitor_link_is_enough(key: str) -> None:
     [alert] = DatadogSource("dd", {}).parse(body, {})
     assert alert.dedup_key == "datadog:77"
     assert alert.links[0].href == "https://app.datadoghq.eu/monitors/77"
+
+
+def test_a_link_to_another_monitor_in_the_message_is_not_this_monitors_id() -> None:
+    """The monitor's own message comes first in $EVENT_MSG and may link other monitors
+    ("see also"); Datadog's footer names this one. Keying on the first link would make
+    this monitor's alerts open, and its recoveries resolve, the other monitor's incident."""
+    message = ("%%%\nDisk full. See also [the parent](https://app.datadoghq.com/monitors/111)"
+               "\n\n- - -\n\n[[Monitor Status](https://app.datadoghq.com/monitors/222?"
+               "from_ts=1)] · [[Edit Monitor](https://app.datadoghq.com/monitors/222/edit)]"
+               "\n%%%")
+    [alert] = DatadogSource("dd", {}).parse({"title": "[Triggered] Disk full",
+                                             "body": message}, {})
+    assert alert.dedup_key == "datadog:222"
+    assert alert.links[0].href == "https://app.datadoghq.com/monitors/222"
+
+
+def test_links_to_several_monitors_without_the_footer_name_none_of_them() -> None:
+    message = ("See [a](https://app.datadoghq.com/monitors/111) and "
+               "[b](https://app.datadoghq.com/monitors/333)")
+    [alert] = DatadogSource("dd", {}).parse({"title": "[Triggered] Disk full",
+                                             "body": message}, {})
+    assert alert.dedup_key == "datadog:name:Disk full"

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import structlog
 from aiohttp import web
 
-from ..config import SourceConfig
+from ..config import Config, SourceConfig
 from ..errors import AuthError, MalformedBody, PayloadError, StorageUnavailable
 from ..secret import Secret
 from . import state
@@ -59,7 +59,9 @@ async def enqueue_by_key(request: web.Request) -> web.Response:
     try:
         request.app[state.PIPELINE].store.admit(request.content_length or 0)
         stage = "body"
-        raw = await raw_json_body(request, config.server.max_body_bytes)
+        # The source is not known yet: read up to the largest limit one of them takes
+        # (``take`` then holds the body to the selected source's own).
+        raw = await raw_json_body(request, largest_limit(config))
         stage = "payload"
         body = decode(raw)
         key = body.get("routing_key") if isinstance(body, dict) else None
@@ -77,6 +79,15 @@ async def enqueue_by_key(request: web.Request) -> web.Response:
         if stage:  # refused before any source was known
             request.app[state.METRICS].rejected.labels("", stage).inc()
         return answer_error(e)
+
+
+def largest_limit(config: Config) -> int:
+    """The largest body a source reachable here accepts (its max_body_bytes, else the
+    server's)."""
+    limits = [src.max_body_bytes or config.server.max_body_bytes
+              for src in config.sources.values()
+              if src.type == TYPE and src.options.get("routing_key") is not None]
+    return max(limits, default=config.server.max_body_bytes)
 
 
 def unknown_key(request: web.Request) -> None:

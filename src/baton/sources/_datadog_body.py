@@ -59,6 +59,9 @@ _UNFILLED = re.compile(r"\$[A-Z_]+(\[[^\]]*\])?")
 # Older bodies link it as /monitors#<id>.
 _MONITOR_LINK = re.compile(
     r"(https://[a-z0-9.-]{1,100}\.datadoghq\.(?:com|eu))/monitors[/#]([0-9]{1,20})", re.ASCII)
+# The footer Datadog appends names the monitor itself; the user's message above it may link
+# other monitors ("see also"), which must not pass for this one.
+_STATUS_LINK = re.compile(r"\[Monitor Status\]\(" + _MONITOR_LINK.pattern, re.ASCII)
 _MAX_PREFIXES = 8
 
 
@@ -102,11 +105,21 @@ def fields(payload: Mapping[str, Any]) -> dict[str, str]:
         if own:
             out["monitor_name"] = own
     if "alert_id" not in out:
-        link = _MONITOR_LINK.search(out.get("event_msg", "")[:100_000])
+        link = _monitor_link(out.get("event_msg", "")[:100_000])
         if link:
             out["alert_id"] = link[2]
             out["site"] = link[1]  # where the monitor's page is, for its link
     return out
+
+
+def _monitor_link(message: str) -> re.Match[str] | None:
+    """The monitor's own link in $EVENT_MSG: the footer's Monitor Status; else a link when
+    every monitor link there names the same monitor (several: none can be trusted)."""
+    own = _STATUS_LINK.search(message)
+    if own:
+        return own
+    links = list(_MONITOR_LINK.finditer(message))
+    return links[0] if links and len({link[2] for link in links}) == 1 else None
 
 
 def read_title(title: str) -> tuple[str, str, str, bool]:
