@@ -1,0 +1,65 @@
+"""``baton import KIND``: write a Baton config from another tool's setup, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from .importers import KINDS, ImportFailed, Result
+
+
+def _module(kind: str) -> ModuleType:
+    return importlib.import_module(f".importers.{kind}", __package__)
+
+
+def add_parser(sub: Any) -> None:
+    imp = sub.add_parser("import", help="write a Baton config from Alertmanager, Grafana "
+                         "OnCall or Opsgenie, with a report of what has no equivalent")
+    kinds = imp.add_subparsers(dest="kind", required=True)
+    for kind in KINDS:
+        module = _module(kind)
+        k = kinds.add_parser(kind, help=module.HELP)
+        module.add_arguments(k)
+        k.add_argument("-o", "--output", default="baton.yaml",
+                       help="where to write the config (default baton.yaml)")
+        k.add_argument("--dry-run", action="store_true",
+                       help="print the config instead of writing it")
+        k.add_argument("--force", action="store_true", help="overwrite --output")
+        k.set_defaults(func=cmd_import)
+
+
+def render(result: Result) -> str:
+    head = "# Written by `baton import`; see the report it printed for what did not map.\n"
+    return head + yaml.safe_dump(result.config, sort_keys=False, allow_unicode=True)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        result: Result = _module(args.kind).run(args)
+    except ImportFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    text = render(result)
+    for line in result.report.lines():
+        print(line, file=sys.stderr)
+    if args.dry_run:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists (use --force to overwrite, or --output)", file=sys.stderr)
+        return 1
+    # Created private: the config names secrets only as {env: ...}, but what routes and
+    # people look like is still nobody else's business.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {out}; check it with: baton check-config {out}", file=sys.stderr)
+    return 0
