@@ -193,6 +193,17 @@ class Store(Upkeep):
         return await self.engine.read(
             lambda tx: _v.list_incidents(tx, status, service, limit, cursor))
 
+    async def incident_stats(self) -> tuple[dict[str, int], str]:
+        """Incidents per status, and a mark that changes whenever an incident is opened or
+        changed (the console's live updates poll it: one small read)."""
+        return await self.engine.read(_v.incident_stats)
+
+    async def firing_labels(self, incident_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
+        """The match labels of each incident's firing alerts: what silences are checked
+        against (the console's preview of a silence before it is saved)."""
+        return await self.engine.read(lambda tx: {
+            i: list(Repo(tx).firing_labels(i).values()) for i in incident_ids})
+
     # --- reports ---------------------------------------------------------------------
     async def response_report(self, start: float, end: float) -> dict[str, Any]:
         """MTTA/MTTR, escalation and suppression over incidents created in [start, end],

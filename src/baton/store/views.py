@@ -159,3 +159,13 @@ def list_deliveries(tx: Tx, state: str | None, connector: str | None, limit: int
     rows, next_cursor = _page(tx, "deliveries", {"state": state, "connector": connector},
                               limit, cursor)
     return [delivery_doc(r) for r in rows], next_cursor
+
+
+def incident_stats(tx: Tx) -> tuple[dict[str, int], str]:
+    counts: dict[str, int] = {}
+    newest = 0.0
+    for r in tx.all("SELECT status, COUNT(*) AS n, MAX(updated_at) AS u FROM incidents "
+                    "GROUP BY status"):
+        counts[r["status"]] = int(r["n"])
+        newest = max(newest, float(r["u"] or 0.0))
+    return counts, f"{sum(counts.values())}:{newest!r}:{sorted(counts.items())}"
