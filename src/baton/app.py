@@ -32,6 +32,7 @@ from .retention import Pruner
 from .store import Store, open_store
 from .sync import Syncer
 from .targets import make_resolver
+from .ui import create_ui
 
 log = structlog.get_logger("baton.app")
 
@@ -158,4 +159,5 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_get("/readyz", ops.readyz)
     r.add_get("/metrics", ops.metrics)
     r.add_get("/openapi.json", ops.openapi)
+    app.add_subapp("/ui", create_ui())  # the web console; its middleware authenticates
     return app
