@@ -3,13 +3,14 @@ that its actions are the management API's own operations."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from helpers import ClientFactory, Gateway, Sink, alert, config_dict, start_gateway
+from helpers import ClientFactory, Gateway, Sink, alert, build, config_dict, start_gateway
 
 from baton.clock import FakeClock
 from baton.ui import session as sess
@@ -204,3 +205,48 @@ async def test_without_tokens_the_console_is_open_but_csrf_still_holds(
     assert resp.status == 303
     doc = await gw.get(f"/v1/incidents/{inc}")
     assert doc["acknowledged_by"] == "console"
+
+
+async def test_events_stream_says_when_incidents_change(gw: Gateway) -> None:
+    await login(gw.client)
+    resp = await gw.client.get("/ui/events")
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    assert await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5) == b"retry: 2000\n\n"
+    await gw.ingest(alert("live"))
+    chunk = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+    assert chunk == b"event: incidents\ndata: changed\n\n"
+    resp.close()
+
+
+def test_a_session_ends_with_its_expiry_a_tampered_cookie_or_its_tokens_change(
+        tmp_path: Path) -> None:
+    config = build(with_tokens(tmp_path, "http://127.0.0.1:9/x"), tmp_path, ENV)
+    tokens = config.api_tokens
+    secret = sess.new_secret()
+    session = sess.Session("ops", 1000.0, "c" * 32)
+    cookie = sess.encode(secret, tokens, session)
+    assert sess.decode(secret, tokens, cookie, 999.0) == session
+    assert sess.decode(secret, tokens, cookie, 1000.0) is None  # expired
+    assert sess.decode(sess.new_secret(), tokens, cookie, 999.0) is None  # a restart
+    body, _, sig = cookie.partition(".")
+    forged = sess._b64(b'["admin", 1000.0, "cccc"]')
+    assert sess.decode(secret, tokens, f"{forged}.{sig}", 999.0) is None
+    assert sess.decode(secret, tokens, f"{body}.{sig[:-2]}AA", 999.0) is None
+    assert sess.decode(secret, tokens, "garbage", 999.0) is None
+    assert sess.decode(secret, (), cookie, 999.0) is None  # the token was removed
+    rotated = build(with_tokens(tmp_path, "http://127.0.0.1:9/x"), tmp_path,
+                    {"OPS_TOKEN": "a-new-value"}).api_tokens
+    assert sess.decode(secret, rotated, cookie, 999.0) is None  # its value changed
+
+
+def test_templates_and_static_files_ship_in_the_package() -> None:
+    """pyproject's package-data globs cover every file the console reads at run time, so
+    a regular (non-editable) install has them."""
+    import tomllib
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))[
+        "tool"]["setuptools"]["package-data"]["baton.ui"]
+    ui = root / "src" / "baton" / "ui"
+    files = {p.relative_to(ui) for d in ("templates", "static") for p in (ui / d).iterdir()}
+    covered = {p.relative_to(ui) for g in globs for p in ui.glob(g)}
+    assert files and files <= covered
