@@ -203,7 +203,8 @@ def test_replay_a_dead_letter(console: WebDriver, baton: Baton, sink: WebhookSin
     assert "400" in row.text
     shot(console, "deliveries")
     row.find_element(By.CSS_SELECTOR, "button.replay").click()
-    wait(console, lambda d: "done=1" in d.current_url, "the replay's answer")
+    wait(console, lambda d: "1 replayed" in d.find_element(By.TAG_NAME, "main").text,
+         "the replay's answer")
     wait_until(lambda: api(baton, f"/v1/incidents/{inc}")["deliveries"][0]["state"]
                == "delivered" or None, WAIT, "the replayed delivery delivered")
     assert len(sink.received) >= before + 2

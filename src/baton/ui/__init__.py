@@ -70,6 +70,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                         sess.LIFETIME)
     if not request.path.startswith("/ui/static/"):
         response.headers.update(HEADERS)
+        if sess.FLASH_COOKIE in request.cookies and request.method == "GET":
+            response.del_cookie(sess.FLASH_COOKIE, path="/ui")  # shown once
     return response
 
 

@@ -29,6 +29,7 @@ from ..api import state
 from ..config import ApiToken
 
 COOKIE = "baton_session"
+FLASH_COOKIE = "baton_flash"  # what the last action did, shown once by the next page
 LOGIN_COOKIE = "baton_login"  # the login form's own CSRF nonce (double submit)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "_csrf"
@@ -151,8 +152,32 @@ def csrf_ok(expected: str, offered: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), offered.encode())
 
 
+def redirect(request: web.Request, location: str, *, error: str = "",
+             done: str = "") -> web.HTTPSeeOther:
+    """303 to ``location`` (a console path), the outcome carried in a short-lived cookie
+    rather than the URL: a crafted link cannot make a console page say anything."""
+    response = web.HTTPSeeOther(location)
+    set_cookie(request, response, FLASH_COOKIE,
+               _b64(json.dumps([error[:400], done[:100]]).encode()), 60)
+    return response
+
+
+def flash(request: web.Request) -> tuple[str, str]:
+    """(error, done) from the last action's redirect; empty when none."""
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw or len(raw) > 2048:
+        return "", ""
+    try:
+        error, done = json.loads(_unb64(raw))
+    except (ValueError, TypeError, binascii.Error):
+        return "", ""
+    return (error if isinstance(error, str) else "", done if isinstance(done, str) else "")
+
+
 def context(request: web.Request) -> dict[str, Any]:
-    """What every page's template needs from the session."""
+    """What every page's template needs from the session, and the last action's outcome."""
     session = request.get(SESSION)
+    error, done = flash(request)
     return {"session": session, "csrf": session.csrf if session else "",
-            "logins": bool(request.config_dict[state.CONFIG].api_tokens)}
+            "logins": bool(request.config_dict[state.CONFIG].api_tokens),
+            "error": error, "done": done}

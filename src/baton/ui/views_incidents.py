@@ -17,7 +17,7 @@ from ..api import state
 from ..api.manage import INCIDENT_STATUSES
 from ..errors import BatonError
 from ..store import Store
-from .session import SESSION, Session, context
+from .session import SESSION, Session, context, redirect
 
 OPEN = ("triggered", "acknowledged")
 STATUS_VIEWS = ("open", *INCIDENT_STATUSES, "all")
@@ -100,8 +100,7 @@ async def incident(request: web.Request) -> web.StreamResponse:
     store = request.config_dict[state.STORE]
     doc = await store.get_incident(request.match_info["id"])
     return aiohttp_jinja2.render_template("incident.html", request, {
-        **context(request), "incident": doc, "error": request.query.get("error", "")[:500],
-        "done": request.query.get("done", "")[:50]})
+        **context(request), "incident": doc})
 
 
 # (store, incident id, actor, form fields, now): the store operation an action runs
@@ -131,13 +130,13 @@ async def act(request: web.Request) -> web.StreamResponse:
     session: Session = request[SESSION]
     target = f"/ui/incidents/{quote(incident_id, safe='')}"
     if action == "notes" and not form.get("text", "").strip():
-        raise web.HTTPSeeOther(target + "?error=" + quote("a note needs text", safe=""))
+        raise redirect(request, target, error="a note needs text")
     try:
         await ACTIONS[action](request.config_dict[state.STORE], incident_id, session.actor,
                               form, request.config_dict[state.CLOCK].now())
     except BatonError as e:  # a conflict (already resolved ...): said on the page
-        raise web.HTTPSeeOther(target + "?error=" + quote(str(e)[:300], safe="")) from None
-    raise web.HTTPSeeOther(target + "?done=" + action)
+        raise redirect(request, target, error=str(e)) from None
+    raise redirect(request, target, done=action)
 
 
 def routes(r: web.UrlDispatcher) -> None:

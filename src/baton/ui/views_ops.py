@@ -8,7 +8,6 @@ and for every dead letter, as ``baton deliveries retry --all`` does.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -17,7 +16,7 @@ from ..api import state
 from ..errors import BatonError, PayloadError
 from ..matcher import matches_all, parse_matcher
 from ..silence import parse_request
-from .session import SESSION, Session, context
+from .session import SESSION, Session, context, redirect
 from .views_incidents import OPEN
 
 PREVIEW_LIMIT = 500  # open incidents looked at per status for a preview
@@ -40,8 +39,7 @@ async def silences(request: web.Request) -> web.StreamResponse:
     order = {"active": 0, "pending": 1, "expired": 2}
     docs.sort(key=lambda d: order.get(d.get("state", ""), 3))
     return aiohttp_jinja2.render_template("silences.html", request, {
-        **context(request), "silences": docs, "error": request.query.get("error", "")[:500],
-        "done": request.query.get("done", "")[:50]})
+        **context(request), "silences": docs})
 
 
 async def preview(request: web.Request) -> web.StreamResponse:
@@ -77,8 +75,8 @@ async def create_silence(request: web.Request) -> web.StreamResponse:
             matchers, start, end, session.actor, form.get("comment", "").strip(), now)
     except PayloadError as e:
         message = "; ".join(e.errors or [str(e)])
-        raise web.HTTPSeeOther("/ui/silences?error=" + quote(message[:400], safe="")) from None
-    raise web.HTTPSeeOther("/ui/silences?done=" + quote(str(doc["id"]), safe=""))
+        raise redirect(request, "/ui/silences", error=message) from None
+    raise redirect(request, "/ui/silences", done=f"silence {doc['id']} created")
 
 
 async def expire_silence(request: web.Request) -> web.StreamResponse:
@@ -87,8 +85,8 @@ async def expire_silence(request: web.Request) -> web.StreamResponse:
         await request.config_dict[state.STORE].expire_silence(
             request.match_info["id"], session.actor, request.config_dict[state.CLOCK].now())
     except BatonError as e:
-        raise web.HTTPSeeOther("/ui/silences?error=" + quote(str(e)[:300], safe="")) from None
-    raise web.HTTPSeeOther("/ui/silences?done=expired")
+        raise redirect(request, "/ui/silences", error=str(e)) from None
+    raise redirect(request, "/ui/silences", done="silence expired")
 
 
 async def deliveries(request: web.Request) -> web.StreamResponse:
@@ -97,9 +95,7 @@ async def deliveries(request: web.Request) -> web.StreamResponse:
     pending, _ = await store.list_deliveries(state="pending", limit=DELIVERY_PAGE)
     retrying = [d for d in pending if d["attempts"] > 0]
     return aiohttp_jinja2.render_template("deliveries.html", request, {
-        **context(request), "dead": dead, "retrying": retrying,
-        "error": request.query.get("error", "")[:500],
-        "done": request.query.get("done", "")[:50]})
+        **context(request), "dead": dead, "retrying": retrying})
 
 
 async def replay(request: web.Request) -> web.StreamResponse:
@@ -116,8 +112,8 @@ async def replay(request: web.Request) -> web.StreamResponse:
             await store.retry_delivery(delivery_id, session.actor, now)
             done += 1
     except BatonError as e:
-        raise web.HTTPSeeOther("/ui/deliveries?error=" + quote(str(e)[:300], safe="")) from None
-    raise web.HTTPSeeOther(f"/ui/deliveries?done={done}")
+        raise redirect(request, "/ui/deliveries", error=str(e)) from None
+    raise redirect(request, "/ui/deliveries", done=f"{done} replayed")
 
 
 def routes(r: web.UrlDispatcher) -> None:
