@@ -262,3 +262,35 @@ def test_templates_and_static_files_ship_in_the_package() -> None:
     files = {p.relative_to(ui) for d in ("templates", "static") for p in (ui / d).iterdir()}
     covered = {p.relative_to(ui) for g in globs for p in ui.glob(g)}
     assert files and files <= covered
+
+
+async def test_every_page_renders_and_reports_carry_the_figures(gw: Gateway,
+                                                                clock: FakeClock) -> None:
+    inc = (await gw.ingest(alert("r", service="<b>svc</b>")))["incidents"][0]
+    csrf = await login(gw.client)
+    clock.advance(90)
+    await gw.client.post(f"/ui/incidents/{inc}/acknowledge", data={"_csrf": csrf})
+    for path in ("/ui/silences", "/ui/deliveries", "/ui/oncall", "/ui/reports?since=7d",
+                 "/ui/reports?since=bogus"):
+        resp = await gw.client.get(path)
+        assert resp.status == 200, path
+    html = await (await gw.client.get("/ui/reports")).text()
+    assert "&lt;b&gt;svc&lt;/b&gt;" in html and "<b>svc" not in html
+    assert html.count("MTTA 1m30s") >= 2, html  # the chart, the trend table
+    assert '<svg class="chart"' in html and '<svg class="chart trend"' in html
+
+
+async def test_silence_preview_lists_matching_open_incidents(gw: Gateway) -> None:
+    await gw.ingest(alert("p1", "db one down", labels={"service": "db"}))
+    await gw.ingest(alert("p2", "web slow", labels={"service": "web"}))
+    csrf = await login(gw.client)
+    resp = await gw.client.post("/ui/silences/preview", data={
+        "matchers": 'service="db"\n', "duration": "1h"}, headers={sess.CSRF_HEADER: csrf})
+    html = await resp.text()
+    assert "Would match <b>1</b> open incident now" in html and "db one down" in html
+    assert "web slow" not in html
+    resp = await gw.client.post("/ui/silences/preview", data={
+        "matchers": 'service=~".*"', "duration": "1h"}, headers={sess.CSRF_HEADER: csrf})
+    assert "Not a valid silence" in await resp.text()  # it would mute every alert
+    assert (await gw.client.post("/ui/silences/preview", data={"matchers": "a=b"})
+            ).status == 403

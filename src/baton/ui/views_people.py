@@ -15,6 +15,8 @@ from ..api import state
 from ..api.schedules import oncall_doc
 from ..errors import PayloadError
 from ..schedule import Schedule
+from ..store import Store
+from ..store.views import ts
 from .session import context
 
 DAYS = 14
@@ -75,6 +77,32 @@ def _bars(services: list[dict[str, Any]]) -> dict[str, Any]:
             "bar_height": BAR_HEIGHT}
 
 
+PERIODS = 6
+
+
+async def trend(store: Store, since: float, now: float) -> dict[str, Any]:
+    """MTTA/MTTR over time: the window cut into ``PERIODS`` equal parts, each the same
+    report as the whole (``Store.response_report``) over the incidents created in it."""
+    step = since / PERIODS
+    periods = []
+    for i in range(PERIODS):
+        start = now - since + i * step
+        doc = await store.response_report(start, start + step)
+        periods.append({"from": ts(start), "to": ts(start + step), "overall": doc["overall"],
+                        "services": {s["service"]: s for s in doc["services"]}})
+    services = sorted({name for p in periods for name in p["services"]})
+    top = max([v for p in periods for k in ("mtta_seconds", "mttr_seconds")
+               if (v := p["overall"][k]["mean"])] or [1.0])
+    height = 120.0
+    bars = [{"x": 40 + i * 60, "mtta": round(height * (p["overall"]["mtta_seconds"]["mean"]
+                                                       or 0) / top, 1),
+             "mttr": round(height * (p["overall"]["mttr_seconds"]["mean"] or 0) / top, 1),
+             "label": (p["from"] or "")[5:10]}
+            for i, p in enumerate(periods)]
+    return {"periods": periods, "services": services, "bars": bars, "height": height,
+            "width": 40 + PERIODS * 60}
+
+
 async def reports(request: web.Request) -> web.StreamResponse:
     store = request.config_dict[state.STORE]
     now = request.config_dict[state.CLOCK].now()
@@ -87,7 +115,7 @@ async def reports(request: web.Request) -> web.StreamResponse:
     recurring = await report.recurring_doc(store, since, 20, now)
     return aiohttp_jinja2.render_template("reports.html", request, {
         **context(request), "since": raw, "response": response, "recurring": recurring,
-        "chart": _bars(response["services"])})
+        "chart": _bars(response["services"]), "trend": await trend(store, since, now)})
 
 
 def routes(r: web.UrlDispatcher) -> None:
