@@ -266,3 +266,23 @@ def test_posts_without_the_cookie_or_the_csrf_token_are_refused(console: WebDriv
         " redirect: 'manual'}).then(r => done(r.status), e => done(String(e)));")
     assert status == 403
     assert api(baton, f"/v1/incidents/{inc}")["status"] == "triggered"
+
+
+def test_readable_on_a_phone_width(console: WebDriver, baton: Baton) -> None:
+    """No page scrolls sideways at 390 px (a phone in portrait)."""
+    size = console.get_window_size()
+    console.set_window_size(390, 844)
+    try:
+        wide = {}
+        for path in ("/ui/incidents", "/ui/silences", "/ui/deliveries", "/ui/oncall",
+                     "/ui/reports"):
+            console.get(baton.url(path))
+            overflow = console.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth")
+            if overflow > 1:
+                wide[path] = overflow
+        console.get(baton.url("/ui/incidents"))
+        shot(console, "phone-incidents")
+        assert wide == {}
+    finally:
+        console.set_window_size(size["width"], size["height"])
