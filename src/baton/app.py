@@ -32,7 +32,7 @@ from .retention import Pruner
 from .store import Store, open_store
 from .sync import Syncer
 from .targets import make_resolver
-from .ui import create_ui
+from .ui import mount as mount_ui
 
 log = structlog.get_logger("baton.app")
 
@@ -159,5 +159,5 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_get("/readyz", ops.readyz)
     r.add_get("/metrics", ops.metrics)
     r.add_get("/openapi.json", ops.openapi)
-    app.add_subapp("/ui", create_ui())  # the web console; its middleware authenticates
+    mount_ui(app)  # the web console at /ui/: a sub-app whose middleware authenticates
     return app

@@ -294,3 +294,9 @@ async def test_silence_preview_lists_matching_open_incidents(gw: Gateway) -> Non
     assert "Not a valid silence" in await resp.text()  # it would mute every alert
     assert (await gw.client.post("/ui/silences/preview", data={"matchers": "a=b"})
             ).status == 403
+
+
+async def test_the_bare_path_leads_to_the_console(gw: Gateway) -> None:
+    resp = await gw.client.get("/ui", allow_redirects=False)
+    assert resp.status == 308 and resp.headers["Location"] == "/ui/"
+    assert (await gw.client.get("/ui/login-other", allow_redirects=False)).status == 303

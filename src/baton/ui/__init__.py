@@ -31,7 +31,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
            "Cache-Control": "no-store"}
-PUBLIC = ("/ui/static/", "/ui/login")
+STATIC = "/ui/static/"
+LOGIN = "/ui/login"
 
 
 def _forbidden(reason: str) -> web.Response:
@@ -41,7 +42,9 @@ def _forbidden(reason: str) -> web.Response:
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Sessions and CSRF for every console route, before any handler runs."""
-    if not request.path.startswith(PUBLIC):
+    if request.path == "/ui":  # the prefix alone: no route, but people type it
+        raise web.HTTPPermanentRedirect("/ui/")
+    if request.path != LOGIN and not request.path.startswith(STATIC):
         current = sess.current(request)
         tokens = request.config_dict[state.CONFIG].api_tokens
         safe = request.method in ("GET", "HEAD")
@@ -65,10 +68,12 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             if not sess.csrf_ok(current.csrf, await sess.offered_csrf(request)):
                 return _forbidden("missing or wrong CSRF token")
     response = await handler(request)
+    if response.prepared:  # a stream (SSE): its headers went out with its first bytes
+        return response
     if sess.NEW_COOKIE in request:
         sess.set_cookie(request, response, sess.COOKIE, request[sess.NEW_COOKIE],
                         sess.LIFETIME)
-    if not request.path.startswith("/ui/static/"):
+    if not request.path.startswith(STATIC):
         response.headers.update(HEADERS)
         if sess.FLASH_COOKIE in request.cookies and request.method == "GET":
             response.del_cookie(sess.FLASH_COOKIE, path="/ui")  # shown once
@@ -147,3 +152,8 @@ def create_ui() -> web.Application:
     views_people.routes(r)
     r.add_static("/static", static_dir())
     return ui
+
+
+def mount(app: web.Application) -> None:
+    """The console at ``/ui/`` on the main application (``guard`` sends ``/ui`` there)."""
+    app.add_subapp("/ui", create_ui())
