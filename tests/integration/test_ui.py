@@ -300,3 +300,27 @@ async def test_the_bare_path_leads_to_the_console(gw: Gateway) -> None:
     resp = await gw.client.get("/ui", allow_redirects=False)
     assert resp.status == 308 and resp.headers["Location"] == "/ui/"
     assert (await gw.client.get("/ui/login-other", allow_redirects=False)).status == 303
+
+
+async def test_one_watcher_polls_for_every_open_console(gw: Gateway) -> None:
+    store = gw.store
+    calls = 0
+    real = store.incident_stats
+
+    async def counted() -> tuple[dict[str, int], str]:
+        nonlocal calls
+        calls += 1
+        return await real()
+
+    store.incident_stats = counted  # type: ignore[method-assign]
+    await login(gw.client)
+    streams = [await gw.client.get("/ui/events") for _ in range(5)]
+    for s in streams:
+        await asyncio.wait_for(s.content.readuntil(b"\n\n"), 5)
+    await asyncio.sleep(2.5)
+    assert calls <= 4, calls  # one poller at 1/s, not one per console
+    await gw.ingest(alert("seen-by-all"))
+    for s in streams:
+        assert await asyncio.wait_for(s.content.readuntil(b"\n\n"), 5) == (
+            b"event: incidents\ndata: changed\n\n")
+        s.close()

@@ -7,7 +7,6 @@ domain functions as the JSON management API, so the console adds no business rul
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from importlib import resources
@@ -130,7 +129,6 @@ def create_ui() -> web.Application:
     """The console, to be mounted at ``/ui`` on the main application."""
     ui = web.Application(middlewares=[guard])
     ui[sess.SECRET] = sess.new_secret()
-    ui[sse.STOPPING] = asyncio.Event()
     env = aiohttp_jinja2.setup(
         ui, loader=jinja2.PackageLoader("baton.ui", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -138,10 +136,8 @@ def create_ui() -> web.Application:
     env.filters.update(FILTERS)
     env.globals["static"] = lambda name: f"/ui/static/{name}"
 
-    async def stopping(app: web.Application) -> None:
-        app[sse.STOPPING].set()  # ends the SSE streams, so shutdown does not wait on them
-
-    ui.on_shutdown.append(stopping)
+    ui.cleanup_ctx.append(sse.watcher_context)
+    ui.on_shutdown.append(sse.stopping)
     r = ui.router
     r.add_get("/login", login_page)
     r.add_post("/login", login)

@@ -6,14 +6,21 @@
     var list = document.getElementById("incident-list");
     if (!list || !window.EventSource || !window.htmx) { return; }
     var source = new EventSource(list.getAttribute("data-events"));
-    var pending = false;
-    source.addEventListener("incidents", function () {
-      if (pending) { return; }
+    var pending = false, again = false;
+    function refresh() {
+      if (pending) { again = true; return; }  // once more when this one is done
       pending = true;
+      var done = function () {
+        pending = false;
+        if (again) { again = false; refresh(); }
+      };
       window.htmx.ajax("GET", list.getAttribute("data-src"),
-                       {target: "#incident-list", swap: "innerHTML"})
-        .then(function () { pending = false; }, function () { pending = false; });
-    });
+                       {target: "#incident-list", swap: "innerHTML"}).then(done, done);
+    }
+    source.addEventListener("incidents", refresh);
+    // Once connected (and after every reconnect): whatever changed since the page was
+    // rendered and before the stream listened.
+    source.addEventListener("open", refresh);
     window.addEventListener("pagehide", function () { source.close(); });
   }
   if (document.readyState === "loading") {
