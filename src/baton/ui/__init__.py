@@ -7,8 +7,6 @@ domain functions as the JSON management API, so the console adds no business rul
 
 from __future__ import annotations
 
-import secrets
-import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
@@ -55,15 +53,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                     return web.Response(status=401, text="log in first\n", headers=HEADERS)
                 raise web.HTTPSeeOther("/ui/login?next=" + quote(request.path_qs, safe=""))
             # No tokens: a first visit gets a session, so its pages carry a CSRF token.
-            current = sess.Session(sess.ANONYMOUS, time.time() + sess.LIFETIME,
-                                   secrets.token_urlsafe(24))
-            request[sess.SESSION] = current
+            current = sess.new_session(sess.ANONYMOUS)
             request[sess.NEW_COOKIE] = sess.encode(request.config_dict[sess.SECRET],
-                                                       tokens, current)
-        else:
-            request[sess.SESSION] = current
+                                                   tokens, current)
+        request[sess.SESSION] = current
         if not safe:
-            assert current is not None
             if not sess.csrf_ok(current.csrf, await sess.offered_csrf(request)):
                 return _forbidden("missing or wrong CSRF token")
     response = await handler(request)
@@ -89,7 +83,7 @@ def _safe_next(raw: str | None) -> str:
 async def login_page(request: web.Request) -> web.StreamResponse:
     if not request.config_dict[state.CONFIG].api_tokens:
         raise web.HTTPSeeOther("/ui/")
-    nonce = secrets.token_urlsafe(24)
+    nonce = sess.new_csrf()
     error = "That token is not valid." if request.query.get("error") else ""
     response = aiohttp_jinja2.render_template(
         "login.html", request, {"nonce": nonce, "next": _safe_next(request.query.get("next")),

@@ -115,10 +115,18 @@ def token_name(tokens: tuple[ApiToken, ...], offered: str) -> str | None:
     return name
 
 
+def new_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_session(name: str) -> Session:
+    return Session(name, time.time() + LIFETIME, new_csrf())
+
+
 def start(request: web.Request, response: web.StreamResponse, name: str) -> Session:
     """A new session for ``name``: its cookie set on ``response``."""
     config = request.config_dict[state.CONFIG]
-    session = Session(name, time.time() + LIFETIME, secrets.token_urlsafe(24))
+    session = new_session(name)
     set_cookie(request, response, COOKIE,
                encode(request.config_dict[SECRET], config.api_tokens, session), LIFETIME)
     return session
