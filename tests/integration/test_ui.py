@@ -324,3 +324,17 @@ async def test_one_watcher_polls_for_every_open_console(gw: Gateway) -> None:
         assert await asyncio.wait_for(s.content.readuntil(b"\n\n"), 5) == (
             b"event: incidents\ndata: changed\n\n")
         s.close()
+
+
+async def test_live_parts_of_the_incident_page(gw: Gateway) -> None:
+    inc = (await gw.ingest(alert("parts", HOSTILE)))["incidents"][0]
+    await login(gw.client)
+    events = await (await gw.client.get(f"/ui/incidents/{inc}/live?part=events")).text()
+    assert 'id="timeline"' in events and "received" in events and "<script>" not in events
+    meta = await (await gw.client.get(f"/ui/incidents/{inc}/live?part=meta")).text()
+    assert 'id="status">triggered<' in meta
+    assert (await gw.client.get(f"/ui/incidents/{inc}/live?part=x")).status == 404
+    gw.client.session.cookie_jar.clear()
+    resp = await gw.client.get(f"/ui/incidents/{inc}/live?part=events",
+                               headers={"HX-Request": "true"}, allow_redirects=False)
+    assert resp.status == 401

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 from procs import Baton, WebhookSink, baton_config, http, wait_until, write_yaml
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -100,16 +100,33 @@ def console(driver: WebDriver, baton: Baton) -> WebDriver:
     shot(driver, "login")
     driver.find_element(By.ID, "token").send_keys(OPS)
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    wait(driver, lambda d: d.current_url.endswith("/ui/incidents"), "the incidents page")
+    wait(driver, lambda d: d.current_url.endswith("/ui/incidents")
+         and texts(d, "h1") == ["Incidents"], "the incidents page")
     return driver
 
 
 def wait(driver: WebDriver, probe: Callable[[WebDriver], T], what: str,
          timeout: float = WAIT) -> T:
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(probe)  # type: ignore[no-any-return]
+        return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(probe)
     except WebDriverException as e:
         raise AssertionError(f"waited {timeout}s for {what}; at {driver.current_url}") from e
+
+
+def texts(driver: WebDriver, css: str) -> list[str]:
+    """The rendered text of every match, read in one step: live parts of the page are
+    swapped in by htmx at any time, so element handles can go stale between two calls."""
+    found: list[str] = driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);", css)
+    return found
+
+
+def click(driver: WebDriver, css: str, what: str) -> None:
+    """Click the first match as it is now (found and clicked in one step, see ``texts``)."""
+    wait(driver, lambda d: d.execute_script(
+        "const e = document.querySelector(arguments[0]); if (e) { e.click(); } return !!e;",
+        css), what)
 
 
 def shot(driver: WebDriver, name: str) -> None:
@@ -137,8 +154,8 @@ def row_for(driver: WebDriver, incident_id: str) -> list[WebElement]:
 
 
 def test_login_is_required_and_works(console: WebDriver, baton: Baton) -> None:
-    assert console.find_element(By.TAG_NAME, "h1").text == "Incidents"
-    assert console.find_element(By.CSS_SELECTOR, "header .who").text == "ops"
+    assert texts(console, "h1") == ["Incidents"]
+    assert texts(console, "header .who") == ["ops"]
     cookie = console.get_cookie("baton_session")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
@@ -153,24 +170,28 @@ def test_new_incident_appears_live_then_acknowledge_reaches_the_sink(
                  links=[{"href": "https://grafana.example/d/checkout", "text": "dashboard"}])
     wait(console, lambda d: row_for(d, inc), "the new incident in the list, without reload")
     assert console.execute_script("return window.loadedOnce") == "yes"
-    assert "checkout latency above 2s" in row_for(console, inc)[0].text
+    assert "checkout latency above 2s" in texts(console, f'tr.incident[data-id="{inc}"]')[0]
     wait_until(lambda: any(r.note.get("action") == "trigger" for r in sink.received),
                WAIT, "the trigger at the sink")
     shot(console, "incidents")
 
-    row_for(console, inc)[0].find_element(By.CSS_SELECTOR, "td.title a").click()
+    click(console, f'tr.incident[data-id="{inc}"] td.title a', "the incident's link")
     wait(console, lambda d: d.find_elements(By.ID, "ack"), "the incident page")
     link = console.find_element(By.LINK_TEXT, "dashboard")
     assert link.get_attribute("href") == "https://grafana.example/d/checkout"
-    console.find_element(By.ID, "ack").click()
-    wait(console, lambda d: d.find_element(By.ID, "status").text == "acknowledged",
-         "the acknowledged status")
-    entries = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    click(console, "#ack", "the acknowledge button")
+    wait(console, lambda d: texts(d, "#status") == ["acknowledged"], "the acknowledged status")
+    entries = texts(console, "#timeline li")
     assert any("acknowledged" in e and "ops" in e for e in entries), entries
     wait_until(lambda: any(r.note.get("action") == "acknowledge" for r in sink.received),
                WAIT, "the acknowledge at the sink")
     assert api(baton, f"/v1/incidents/{inc}")["acknowledged_by"] == "ops"
-    console.refresh()
+    console.execute_script("window.loadedOnce = 'yes';")
+    # The connector's delivery of the acknowledgement shows on the page by itself.
+    wait(console, lambda d: [e for e in texts(d, "#timeline li")
+                             if "notified" in e and "acknowledge" in e],
+         "the acknowledge delivery on the timeline, without reload")
+    assert console.execute_script("return window.loadedOnce") == "yes"
     shot(console, "incident")
 
 
@@ -181,15 +202,15 @@ def test_create_a_silence_after_its_preview(console: WebDriver, baton: Baton) ->
     console.get(baton.url("/ui/silences"))
     console.find_element(By.ID, "matchers").send_keys(f'service="{service}"')
     console.find_element(By.ID, "preview-button").click()
-    preview = wait(console, lambda d: d.find_elements(By.CSS_SELECTOR, ".preview-list li"),
+    preview = wait(console, lambda d: texts(d, ".preview-list li"),
                    "the preview of matched incidents")
-    assert f"{service} invoices failing" in preview[0].text
-    assert "Would match 1 open incident" in console.find_element(By.ID, "preview").text
+    assert f"{service} invoices failing" in preview[0]
+    assert "Would match 1 open incident" in texts(console, "#preview")[0]
     shot(console, "silences")
     console.find_element(By.ID, "create-silence").click()
-    rows = wait(console, lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "tr.silence")
-                                    if service in r.text], "the new silence in the list")
-    assert "active" in rows[0].text and "ops" in rows[0].text
+    rows = wait(console, lambda d: [r for r in texts(d, "tr.silence") if service in r],
+                "the new silence in the list")
+    assert "active" in rows[0] and "ops" in rows[0]
 
 
 def test_replay_a_dead_letter(console: WebDriver, baton: Baton, sink: WebhookSink) -> None:
@@ -202,12 +223,11 @@ def test_replay_a_dead_letter(console: WebDriver, baton: Baton, sink: WebhookSin
     dead = wait_until(lambda: [d for d in api(baton, "/v1/deliveries?state=dead")["deliveries"]
                                if d["incident_id"] == inc] or None, WAIT, "a dead letter")
     console.get(baton.url("/ui/deliveries"))
-    row = console.find_element(By.CSS_SELECTOR, f'tr.delivery[data-id="{dead[0]["id"]}"]')
-    assert "400" in row.text
+    row = f'tr.delivery[data-id="{dead[0]["id"]}"]'
+    assert "400" in texts(console, row)[0]
     shot(console, "deliveries")
-    row.find_element(By.CSS_SELECTOR, "button.replay").click()
-    wait(console, lambda d: "1 replayed" in d.find_element(By.TAG_NAME, "main").text,
-         "the replay's answer")
+    click(console, f"{row} button.replay", "the replay button")
+    wait(console, lambda d: "1 replayed" in texts(d, "main")[0], "the replay's answer")
     wait_until(lambda: api(baton, f"/v1/incidents/{inc}")["deliveries"][0]["state"]
                == "delivered" or None, WAIT, "the replayed delivery delivered")
     assert len(sink.received) >= before + 2
@@ -215,17 +235,16 @@ def test_replay_a_dead_letter(console: WebDriver, baton: Baton, sink: WebhookSin
 
 def test_who_is_on_call(console: WebDriver, baton: Baton) -> None:
     console.get(baton.url("/ui/oncall"))
-    now = console.find_element(By.CSS_SELECTOR, '[data-schedule="primary"] .oncall-now')
-    assert now.text == "Alice Example"
-    days = console.find_elements(By.CSS_SELECTOR, '[data-schedule="primary"] table tbody tr')
-    assert len(days) == 14 and "Alice Example" in days[0].text
+    assert texts(console, '[data-schedule="primary"] .oncall-now') == ["Alice Example"]
+    days = texts(console, '[data-schedule="primary"] table tbody tr')
+    assert len(days) == 14 and "Alice Example" in days[0]
     shot(console, "oncall")
 
 
 def test_reports_chart_and_figures(console: WebDriver, baton: Baton) -> None:
     console.get(baton.url("/ui/reports"))
     assert console.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar")
-    figures = console.find_element(By.CSS_SELECTOR, "table.figures").text
+    figures = texts(console, "table.figures")[0]
     assert "checkout" in figures and "all services" in figures
     shot(console, "reports")
 
@@ -239,16 +258,16 @@ def test_hostile_payloads_render_as_text_and_run_nothing(console: WebDriver,
     # Arrives through the live update (htmx swap), then on a fresh load, then its page.
     wait(console, lambda d: row_for(d, inc), "the hostile incident, live")
     assert console.execute_script("return window.pwned") is None
-    assert HOSTILE in row_for(console, inc)[0].text
+    assert HOSTILE in texts(console, f'tr.incident[data-id="{inc}"]')[0]
     console.refresh()
     wait(console, lambda d: row_for(d, inc), "the hostile incident after reload")
     console.get(baton.url(f"/ui/incidents/{inc}"))
-    assert console.find_element(By.CSS_SELECTOR, "h1.incident-title").text == HOSTILE
-    hrefs = [a.get_attribute("href") or "" for a in console.find_elements(By.TAG_NAME, "a")]
+    assert texts(console, "h1.incident-title") == [HOSTILE]
+    hrefs: list[str] = console.execute_script(
+        "return Array.from(document.querySelectorAll('a'), a => a.href);")
     assert not [h for h in hrefs if "javascript" in h.lower()], hrefs
-    assert "click me" in console.find_element(By.CSS_SELECTOR, "ul.links").text
-    for link in console.find_elements(By.CSS_SELECTOR, "ul.links a"):
-        link.click()  # none here, but were there one it must not run anything
+    assert "click me" in texts(console, "ul.links")[0]
+    assert not texts(console, "ul.links a")  # none became a link
     assert console.execute_script("return window.pwned") is None
     assert not console.find_elements(By.CSS_SELECTOR, "main img, main svg, main script")
 

@@ -195,7 +195,7 @@ class Store(Upkeep):
 
     async def incident_stats(self) -> tuple[dict[str, int], str]:
         """Incidents per status, and a mark that changes whenever an incident is opened or
-        changed (the console's live updates poll it: one small read)."""
+        changed or its timeline grows (the console's live updates poll it: small reads)."""
         return await self.engine.read(_v.incident_stats)
 
     async def firing_labels(self, incident_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:

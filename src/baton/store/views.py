@@ -168,4 +168,8 @@ def incident_stats(tx: Tx) -> tuple[dict[str, int], str]:
                     "GROUP BY status"):
         counts[r["status"]] = int(r["n"])
         newest = max(newest, float(r["u"] or 0.0))
-    return counts, f"{sum(counts.values())}:{newest!r}:{sorted(counts.items())}"
+    # Timeline ids are ULIDs, in order: the newest moves with every action, delivery
+    # outcome and note, on any incident.
+    last = tx.one("SELECT MAX(id) AS id FROM timeline")
+    event = last["id"] if last else None
+    return counts, f"{sum(counts.values())}:{newest!r}:{event}:{sorted(counts.items())}"

@@ -103,6 +103,17 @@ async def incident(request: web.Request) -> web.StreamResponse:
         **context(request), "incident": doc})
 
 
+async def incident_part(request: web.Request) -> web.StreamResponse:
+    """A live part of the incident page (``?part=meta|events``), swapped in by htmx when
+    the SSE stream says something changed."""
+    part = request.query.get("part")
+    if part not in ("meta", "events"):
+        raise web.HTTPNotFound()
+    doc = await request.config_dict[state.STORE].get_incident(request.match_info["id"])
+    return aiohttp_jinja2.render_template(f"_incident_{part}.html", request,
+                                          {**context(request), "incident": doc})
+
+
 # (store, incident id, actor, form fields, now): the store operation an action runs
 Action = Callable[[Store, str, str, dict[str, str], float], Awaitable[Any]]
 
@@ -144,4 +155,5 @@ def routes(r: web.UrlDispatcher) -> None:
     r.add_get("/incidents", incidents)
     r.add_get("/incidents/list", incident_rows)
     r.add_get("/incidents/{id}", incident)
+    r.add_get("/incidents/{id}/live", incident_part)
     r.add_post("/incidents/{id}/{action}", act)

@@ -1,11 +1,11 @@
-/* Baton console: live incident list. When /ui/events says incidents changed, the list
-   is fetched again and swapped in by htmx. No inline script: the CSP forbids it. */
+/* Baton console: live updates. When /ui/events says incidents changed, each live part
+   of the page is fetched again and swapped in by htmx. No inline script: the CSP forbids
+   it. */
 (function () {
   "use strict";
-  function start() {
-    var list = document.getElementById("incident-list");
-    if (!list || !window.EventSource || !window.htmx) { return; }
-    var source = new EventSource(list.getAttribute("data-events"));
+  // Live parts: the incident list, an incident's status and timeline. Each names the
+  // URL it is fetched from again (data-live-src) when the stream says incidents changed.
+  function live(element, events) {
     var pending = false, again = false;
     function refresh() {
       if (pending) { again = true; return; }  // once more when this one is done
@@ -14,14 +14,20 @@
         pending = false;
         if (again) { again = false; refresh(); }
       };
-      window.htmx.ajax("GET", list.getAttribute("data-src"),
-                       {target: "#incident-list", swap: "innerHTML"}).then(done, done);
+      window.htmx.ajax("GET", element.getAttribute("data-live-src"),
+                       {target: element, swap: "innerHTML"}).then(done, done);
     }
-    source.addEventListener("incidents", refresh);
+    events.addEventListener("incidents", refresh);
     // Once connected (and after every reconnect): whatever changed since the page was
     // rendered and before the stream listened.
-    source.addEventListener("open", refresh);
-    window.addEventListener("pagehide", function () { source.close(); });
+    events.addEventListener("open", refresh);
+  }
+  function start() {
+    var parts = document.querySelectorAll("[data-live-src]");
+    if (!parts.length || !window.EventSource || !window.htmx) { return; }
+    var events = new EventSource(parts[0].getAttribute("data-events"));
+    for (var i = 0; i < parts.length; i++) { live(parts[i], events); }
+    window.addEventListener("pagehide", function () { events.close(); });
   }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);
