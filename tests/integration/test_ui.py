@@ -99,6 +99,14 @@ async def test_login_sets_a_strict_httponly_cookie_and_a_wrong_token_is_refused(
     assert "Max-Age=43200" in header and "Secure" not in header  # plain HTTP here
     assert OPS not in header  # the token itself never goes into the cookie
     assert (await gw.client.get("/ui/incidents")).status == 200
+    # Behind a proxy that terminates TLS, the cookie is Secure all the same.
+    nonce = csrf_of(await (await gw.client.get("/ui/login")).text())
+    proxied = await gw.client.post("/ui/login", data={"token": OPS, "_csrf": nonce},
+                                   headers={"X-Forwarded-Proto": "https"},
+                                   allow_redirects=False)
+    header = next(v for v in proxied.headers.getall("Set-Cookie")
+                  if v.startswith(sess.COOKIE))
+    assert "Secure" in header
 
 
 async def test_login_never_redirects_off_the_console(gw: Gateway) -> None:

@@ -135,7 +135,14 @@ def start(request: web.Request, response: web.StreamResponse, name: str) -> Sess
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
                max_age: float) -> None:
     response.set_cookie(name, value, max_age=int(max_age), path="/ui", httponly=True,
-                        samesite="Strict", secure=request.secure)
+                        samesite="Strict", secure=over_tls(request))
+
+
+def over_tls(request: web.Request) -> bool:
+    """TLS here, or at a proxy in front that says so. Trusting the header costs nothing:
+    it can only add ``Secure``, and a client that fakes it only loses its own cookie."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
 
 
 def current(request: web.Request) -> Session | None:
