@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,8 +96,10 @@ class ScheduleMapper:
             if kind == "single_event":
                 self.r.decided(path, "a one-off event becomes an override (it then wins "
                                "over every layer, whatever its level)")
+            # The duration is elapsed time: add it in UTC, not on the local wall clock.
+            end = (start.astimezone(UTC) + timedelta(seconds=length)).astimezone(tz)
             overrides.append({"person": person, "start": local.isoformat(),
-                              "end": (local + timedelta(seconds=length)).isoformat()})
+                              "end": end.isoformat()})
             return
         if kind not in ("rolling_users", "recurrent_event"):
             self.r.skipped(path, f"shift type {kind!r} has no Baton equivalent")
