@@ -187,3 +187,18 @@ def span(day: int, start_min: int, length_min: int) -> list[dict[str, Any]]:
                         "end": hhmm(*divmod(end - edge, 60))})
         edge += 1440
     return out
+
+
+def merge(restrictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Windows with the same times on several days as one restriction."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for r in restrictions:
+        merged.setdefault((r["start"], r["end"]), []).extend(r["days"])
+    return [{"days": sorted(set(days), key=DAYS.index), "start": s, "end": e}
+            for (s, e), days in merged.items()]
+
+
+def obj(node: dict[str, Any], field: str) -> dict[str, Any]:
+    """``node[field]`` when it is an object, else an empty one."""
+    value = node.get(field)
+    return value if isinstance(value, dict) else {}

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import Report
-from ._http import DAYS, items, key, rotation, span
+from ._http import DAYS, items, key, merge, rotation, span
 
 _PERIOD = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
 _RRULE_DAYS = {d[:2].upper(): i for i, d in enumerate(DAYS)}
@@ -161,13 +161,5 @@ class ScheduleMapper:
         out = []
         for d in days or range(7):
             out += span(d, minutes, min(window, 7 * 1440))
-        return _merge(out)
+        return merge(out)
 
-
-def _merge(restrictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Windows with the same times on several days as one restriction."""
-    merged: dict[tuple[str, str], list[str]] = {}
-    for r in restrictions:
-        merged.setdefault((r["start"], r["end"]), []).extend(r["days"])
-    return [{"days": sorted(set(days), key=DAYS.index), "start": s, "end": e}
-            for (s, e), days in merged.items()]
