@@ -282,8 +282,8 @@ class _Opsgenie:
             opath = f"{path}.overrides[{n}]"
             user = obj(o, "user")
             if user.get("type") not in (None, "user"):
-                self.r.skipped(opath, f"an override by a {user.get('type')}: Baton "
-                               "overrides name one person")
+                self.r.skipped(opath, f"an override by a participant of type {user.get('type')}: "
+                               "Baton overrides name one person")
                 continue
             person = self._ref(self.users, user, "user", opath)
             if person is None or not o.get("startDate") or not o.get("endDate"):
