@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 from . import ImportFailed
 
@@ -70,13 +71,16 @@ def check_base_url(url: str, vendor: str) -> str:
 
 
 def follow(url: str, base: str) -> str:
-    """A ``next`` link, made absolute, and refused when it leaves the server: the token
-    goes with every request, so it must not follow a link elsewhere."""
-    absolute = urljoin(base + "/", url)
-    if urlsplit(absolute)[:2] != urlsplit(base)[:2]:
+    """A ``next`` link, made absolute and kept on ``base``'s scheme and port. The token goes
+    with every request, so a link to another host is refused; one to the same host with
+    another scheme or port (an API behind a TLS proxy that builds ``http://`` links) is
+    followed on ``base``'s own, never downgraded to plain HTTP."""
+    absolute = urlsplit(urljoin(base + "/", url))
+    home = urlsplit(base)
+    if (absolute.hostname or "").lower() != (home.hostname or "").lower():
         raise ImportFailed(f"refusing to follow a paging link to another server: "
-                           f"{_where(absolute)}")
-    return absolute
+                           f"{_where(absolute.geturl())}")
+    return absolute._replace(scheme=home.scheme, netloc=home.netloc).geturl()
 
 
 def read_export(path: str, keys: tuple[str, ...], vendor: str) -> dict[str, Any]:
@@ -202,3 +206,11 @@ def obj(node: dict[str, Any], field: str) -> dict[str, Any]:
     """``node[field]`` when it is an object, else an empty one."""
     value = node.get(field)
     return value if isinstance(value, dict) else {}
+
+
+def zone(name: Any) -> ZoneInfo | None:
+    """The IANA zone ``name``, or None when it is no zone this system knows."""
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else None
+    except (ValueError, KeyError):
+        return None

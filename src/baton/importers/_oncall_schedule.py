@@ -8,17 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import Report
-from ._http import DAYS, items, key, merge, rotation, span
+from ._http import DAYS, items, key, merge, rotation, span, zone
 
 _PERIOD = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
 _RRULE_DAYS = {d[:2].upper(): i for i, d in enumerate(DAYS)}
-
-
-def zone(name: Any) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else None
-    except (ValueError, KeyError):
-        return None
 
 
 class ScheduleMapper:

@@ -38,8 +38,9 @@ from ._http import (
     page_connector,
     read_export,
     token_from_env,
+    zone,
 )
-from ._oncall_schedule import ScheduleMapper, zone
+from ._oncall_schedule import ScheduleMapper
 
 HELP = "from Grafana OnCall's public API (--url) or a saved export (--from-file)"
 VENDOR = "Grafana OnCall"

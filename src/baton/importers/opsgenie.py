@@ -43,8 +43,8 @@ from ._http import (
     rotation,
     span,
     token_from_env,
+    zone,
 )
-from ._oncall_schedule import zone
 
 HELP = "from Opsgenie's REST API or a saved export (--from-file)"
 VENDOR = "Opsgenie"
