@@ -107,6 +107,9 @@ class ScheduleMapper:
             self.r.skipped(path, "no member Baton knows")
             return
         restrictions = self._restrictions(shift, path, freq, local, length, len(members))
+        if shift.get("rotation_start") not in (None, shift.get("start")):
+            self.r.decided(f"{path}.rotation_start", "Baton rotates from the shift's start "
+                           f"({shift.get('start')}), not from rotation_start")
         if shift.get("until"):
             self.r.skipped(f"{path}.until", f"the rotation ends {shift['until']}; Baton "
                            "layers have no end date")
