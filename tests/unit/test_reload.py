@@ -172,6 +172,31 @@ async def test_a_removed_connector_dead_letters_its_waiting_deliveries(
     assert [r.connector for r in receiver.received] == ["hook", "other"]
 
 
+async def test_a_frozen_policy_naming_a_removed_connector_dead_letters_its_next_level(
+        aiohttp_client: ClientFactory, receiver: Sink, tmp_path: Path) -> None:
+    """Rows created after the reload (the next level of an escalation opened before it)
+    are dead-lettered by the dispatcher's sweep, not left pending for ever."""
+    data = two_hooks(tmp_path, receiver.url)
+    data["policies"]["notify"]["levels"] = [
+        {"notify": ["hook"], "escalate_after": "5m"}, {"notify": ["other"]}]
+    gw, path = await gateway_from_file(aiohttp_client, data, tmp_path)
+    incident = (await gw.ingest(alert("x")))["incidents"][0]
+    await gw.pump()
+    removed = copy.deepcopy(data)
+    del removed["connectors"]["other"]
+    removed["policies"]["notify"]["levels"] = [{"notify": ["hook"]}]
+    write(path, removed)
+    await reload(gw)
+    gw.clock.advance(6 * M)
+    await gw.pump()
+    rows = [r for r in gw.deliveries(incident) if r["connector"] == "other"]
+    assert [(r["state"], r["last_error"]) for r in rows] == [
+        ("dead", removed_reason("other"))]
+    assert "other" not in {r.connector for r in receiver.received}
+    assert gw.app[state.METRICS].registry.get_sample_value(
+        "baton_deliveries_total", {"connector": "other", "outcome": "dead"}) == 1
+
+
 async def test_a_delivery_in_flight_across_the_reload_is_sent_once(
         aiohttp_client: ClientFactory, receiver: Sink, tmp_path: Path) -> None:
     """The attempt under way finishes on the old instance; the next goes to the new one;
