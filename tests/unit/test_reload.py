@@ -22,6 +22,7 @@ from baton.api import state
 from baton.app import create_app
 from baton.clock import FakeClock
 from baton.config import load_config
+from baton.errors import NotFound
 from baton.reload import removed_reason
 
 M = 60.0
@@ -78,6 +79,33 @@ async def test_a_good_reload_routes_the_next_alert_by_the_new_config(
     assert gauge(gw, "baton_config_last_reload_successful") == 1
     assert gauge(gw, "baton_config_last_reload_success_timestamp_seconds") == gw.clock.now()
     assert gw.app[state.CONFIG].policies["notify"].levels[0].notify[0].connector == "other"
+
+
+async def test_unchanged_connectors_keep_their_instance_and_sources_come_and_go(
+        aiohttp_client: ClientFactory, receiver: Sink, tmp_path: Path) -> None:
+    data = two_hooks(tmp_path, receiver.url)
+    gw, path = await gateway_from_file(aiohttp_client, data, tmp_path)
+    hook, other = gw.dispatcher.lanes["hook"], gw.dispatcher.lanes["other"]
+    pipeline = gw.app[state.PIPELINE]
+    data["connectors"]["other"]["max_attempts"] = 3
+    data["sources"]["new"] = {"type": "generic", "auth": {"type": "none"}}
+    old_app = data["sources"].pop("app")
+    write(path, data)
+    body = await reload(gw)
+    assert body["connectors_changed"] == ["other"] and body["connectors_added"] == []
+    assert (body["sources_added"], body["sources_removed"]) == (["new"], ["app"])
+    assert gw.dispatcher.lanes["hook"] is hook
+    assert gw.dispatcher.lanes["other"] is not other
+    await gw.ingest(alert("n"), source="new")
+    resp = await gw.client.post("/v1/ingest/app", json=alert("gone"))
+    assert resp.status == 404
+    # A request for a source removed while its body was being read: 404, not a crash.
+    with pytest.raises(NotFound):
+        await pipeline.ingest("app", "{}", [])
+    data["sources"]["app"] = old_app
+    write(path, data)
+    await reload(gw)
+    await gw.ingest(alert("back"))
 
 
 @pytest.mark.parametrize("breakage", ["yaml", "connector_option", "unknown_policy",
