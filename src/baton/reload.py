@@ -34,7 +34,7 @@ from typing import Any
 import structlog
 
 from .clock import Clock
-from .config import Config, load_config, open_api_refusal
+from .config import Config, config_warnings, load_config, open_api_refusal
 from .dispatch import Dispatcher, Lane
 from .errors import ConfigError
 from .ingest import Pipeline, Planner, suppressor_for
@@ -154,6 +154,8 @@ class Reloader:
             self.metrics.reload_successful.set(1)
             self.metrics.reload_success_time.set(self.clock.now())
             log.info("config reloaded", path=str(new.path), **summary)
+            for warning in config_warnings(self._listening(new)):
+                log.warning("config warning", warning=warning)  # as check-config prints
         # After the swap, outside the lock: a storage hiccup here is retried by the
         # dispatcher's sweep, and must not report the reload as failed.
         try:
@@ -165,8 +167,7 @@ class Reloader:
     def _check(self) -> tuple[Config, dict[str, Source], dict[str, Connector]]:
         new = load_config(self.config.path)
         problems = restart_problems(self.config, new)
-        refusal = open_api_refusal(dataclasses.replace(
-            new, server=dataclasses.replace(new.server, listen=self.listen)))
+        refusal = open_api_refusal(self._listening(new))
         if refusal is not None:
             problems.append(refusal)
         sources, connectors, built = build_plugins(new)
@@ -174,6 +175,10 @@ class Reloader:
         if problems:
             raise ConfigError(problems)
         return new, sources, connectors
+
+    def _listening(self, config: Config) -> Config:
+        return dataclasses.replace(config, server=dataclasses.replace(
+            config.server, listen=self.listen))
 
     def _apply(self, new: Config, sources: dict[str, Source],
                connectors: dict[str, Connector]) -> dict[str, Any]:
