@@ -13,6 +13,7 @@ import collections
 import copy
 import re
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -58,6 +59,8 @@ def test_sighup_under_load_applies_the_new_routes_and_loses_nothing(
     for i in range(BEFORE):
         incidents.append(post(baton, token, f"before-{i}"))
     write_yaml(baton.config_path, new)
+    at_hup = len(sink.received)
+    hup = time.monotonic()
     baton.signal(signal.SIGHUP)
     reloaded = False
     for i in range(DURING_MAX):  # bounded: the reload lands within a few posts
@@ -67,6 +70,7 @@ def test_sighup_under_load_applies_the_new_routes_and_loses_nothing(
             reloaded = True
             break
     assert reloaded, baton.log_tail()
+    seen = time.monotonic()
     after = [post(baton, token, f"after-{i}") for i in range(AFTER)]
     incidents += after
     assert metric(baton, "baton_config_last_reload_successful") == 1
@@ -81,6 +85,12 @@ def test_sighup_under_load_applies_the_new_routes_and_loses_nothing(
     assert {connector[i] for i in after} == {"sink2"}
     assert {connector[i] for i in incidents[:BEFORE]} <= {"sink", "sink2"}
     assert baton.deliveries("dead") == [] and baton.deliveries("pending") == []
+    old_route = {r.body["id"] for r in received if r.note["connector"] == "sink"}
+    late = sum(1 for r in received if r.at > hup and r.body["id"] in old_route)
+    print(f"\n[reload] incidents={len(incidents)} at_sink_at_sighup={at_hup} "
+          f"reload_seen_after={seen - hup:.3f}s during={len(incidents) - BEFORE - AFTER} "
+          f"old_route_sent_after_sighup={late} posts={len(received)} "
+          f"duplicates={sum(n - 1 for n in by_key.values())}")
 
     # A bad config now: the process keeps running the good one and says so in metrics.
     bad = copy.deepcopy(new)
