@@ -66,6 +66,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     # Created private: the config names secrets only as {env: ...}, but what routes and
     # people look like is still nobody else's business.
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above only applies to a new file, not one --force replaces
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"wrote {out}; check it with: baton check-config {out}", file=sys.stderr)

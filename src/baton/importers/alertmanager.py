@@ -87,6 +87,7 @@ class _Importer:
         self.policies: dict[str, dict[str, Any]] = {}
         self.repeats: dict[str, set[float]] = {}  # receiver -> effective repeat_intervals
         self.uses_always = False
+        self.severities: set[str] = set()  # Baton levels that severity matchers name
 
     def result(self) -> Result:
         report = self.report
@@ -116,6 +117,7 @@ class _Importer:
                  if (r := self._inhibit(rule, f"inhibit_rules[{i}]")) is not None]
         if rules:
             config["inhibit_rules"] = rules
+        self._default_severity(config["sources"][self.source_name])
         for key in self.am:
             if key not in ("global", "route", "receivers", "inhibit_rules", "time_intervals",
                            "mute_time_intervals"):
@@ -139,6 +141,26 @@ class _Importer:
                                     "Alertmanager sends it resolved (send_resolved: true)")
             elif key not in used:
                 self.report.skipped(f"global.{key}", "no equivalent in Baton")
+
+    def _default_severity(self, source: dict[str, Any]) -> None:
+        """In Alertmanager ``severity="warning"`` does not match an alert without a severity
+        label; Baton gives such an alert (and one with an unknown word) the source's
+        default_severity. A level no severity matcher names keeps them apart."""
+        if not self.severities:
+            return
+        free = [lv for lv in ("warning", "error", "info", "critical")
+                if lv not in self.severities]
+        where = f"sources.{self.source_name}.default_severity"
+        if not free:
+            self.report.decided(where, "every level is named by a severity matcher: an "
+                                "alert without a recognised severity label is a warning "
+                                "in Baton and matches what matches warnings")
+            return
+        if free[0] != "warning":
+            source["default_severity"] = free[0]
+        self.report.decided(where, f"{free[0]}: no severity matcher names it, so an alert "
+                            "without a recognised severity label matches none of them, as "
+                            "in Alertmanager")
 
     # --- receivers -----------------------------------------------------------------------
 
@@ -273,6 +295,13 @@ class _Importer:
         Alertmanager's word), so a matcher on other words is rewritten to their levels."""
         if m.name != "severity":
             return m
+        new = self._level_matcher(m, path)
+        self.severities.update(lv for lv in _LEVELS if Matcher(
+            "severity", "=~" if new.op in ("=~", "!~") else "=", new.value
+        ).matches({"severity": lv}))
+        return new
+
+    def _level_matcher(self, m: Matcher, path: str) -> Matcher:
         if m.op in ("=", "!="):
             level = SEVERITY_WORDS.get(m.value.strip().lower())
             if level == m.value:
