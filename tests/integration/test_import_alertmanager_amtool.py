@@ -10,8 +10,10 @@ secret of the input is in it; and for each sample label set Baton's router, run 
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +23,14 @@ import pytest
 import yaml
 
 from baton.config import load_config
+from baton.matcher import parse_matchers
 from baton.simulate import simulate
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "import" / "alertmanager"
 AMTOOL = os.environ.get("AMTOOL_BIN", "/usr/bin/amtool")
+LEVELS = ("critical", "error", "warning", "info")
 AT = 1_796_558_400.0  # 2026-12-07T12:00:00Z, a Monday: inside working hours everywhere
 
 # Label sets per fixture, chosen to reach every route (and to fall through some), with
@@ -201,6 +205,52 @@ def test_no_secret_reaches_the_output(tmp_path: Path, name: str) -> None:
         return [node]
 
     assert not set(SECRET_VALUES.get(name, [])) & set(values(yaml.safe_load(text)))
+
+
+def derived_samples(am: dict[str, Any]) -> list[dict[str, str]]:
+    """Label sets built from the config's own matchers: every (label, value) a route
+    tests, alone and in pairs, so every route and its fall-throughs are reached."""
+    pairs: set[tuple[str, str]] = set()
+
+    def literal_alternatives(regex: str) -> list[str]:
+        body = regex.strip("^$").removeprefix("(").removesuffix(")")
+        parts = body.split("|")
+        return parts if all(re.fullmatch(r"[\w.-]+", p) for p in parts) else []
+
+    def walk(node: dict[str, Any]) -> None:
+        for k, v in (node.get("match") or {}).items():
+            pairs.add((k, str(v)))
+        for k, v in (node.get("match_re") or {}).items():
+            pairs.update((k, alt) for alt in literal_alternatives(str(v)))
+        for text in node.get("matchers") or []:
+            for m in parse_matchers(text):
+                values = literal_alternatives(m.value) if "~" in m.op else [m.value]
+                pairs.update((m.name, v) for v in values)
+        for child in node.get("routes") or []:
+            walk(child)
+
+    walk(am["route"])
+    singles = sorted(pairs)
+    out = [{"alertname": "A"}] + [{"alertname": "A", k: v} for k, v in singles]
+    out += [{"alertname": "A", k1: v1, k2: v2}
+            for (k1, v1), (k2, v2) in itertools.combinations(singles, 2) if k1 != k2]
+    # A severity spelled as one of Baton's levels, so the comparison is exact (other
+    # words are mapped to levels, and the report says so).
+    return [s for s in out if s.get("severity", "critical") in LEVELS
+            and not ("service" not in s and "job" in s)]
+
+
+@pytest.mark.parametrize("name", fixtures())
+def test_derived_label_sets_route_like_amtool(tmp_path: Path, name: str) -> None:
+    out, env, _ = imported(tmp_path, name)
+    am = yaml.safe_load((FIXTURES / name).read_text())
+    by_path = receiver_by_path(am)
+    samples = derived_samples(am)
+    assert len(samples) >= 2
+    for labels in samples:
+        expected = amtool_receivers(FIXTURES / name, labels)
+        got = baton_receivers(out, env, labels, by_path)
+        assert got == expected, f"{name} {json.dumps(labels)}"
 
 
 @pytest.mark.parametrize("name", fixtures())
