@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,6 +48,19 @@ def render(result: Result) -> str:
     return head + yaml.safe_dump(result.config, sort_keys=False, allow_unicode=True)
 
 
+def check(text: str, result: Result) -> list[str]:
+    """What ``baton check-config`` would say of ``text``, less "not set" for the variables
+    the report asks for (the user sets them after the import)."""
+    from .config import check_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "baton.yaml"
+        path.write_text(text, "utf-8")
+        problems = check_config(path)
+    return [p for p in problems if not any(
+        p.endswith(f"environment variable {name} is not set") for name in result.report.env)]
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     try:
         result: Result = _module(args.kind).run(args)
@@ -56,6 +70,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     text = render(result)
     for line in result.report.lines():
         print(line, file=sys.stderr)
+    problems = check(text, result)
+    for p in problems:
+        print(f"CHECK    {p}", file=sys.stderr)
+    print(f"check-config: {len(problems)} problem(s) besides the variables to set"
+          if problems else "check-config: ok once the variables above are set",
+          file=sys.stderr)
     if args.dry_run:
         sys.stdout.write(text)
         return 0

@@ -272,6 +272,18 @@ def test_dry_run_prints_and_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists()
     assert yaml.safe_load(done.stdout)["policies"]["team-X-pager"]
     assert "UNMAPPED route.group_wait" in done.stderr
+    assert "check-config: ok once the variables above are set" in done.stderr
+
+
+def test_the_command_says_what_check_config_would(tmp_path: Path) -> None:
+    am = tmp_path / "am.yml"
+    am.write_text(yaml.safe_dump({
+        "route": {"receiver": "r"},
+        "receivers": [{"name": "r", "msteamsv2_configs": [{"webhook_url_file": "gone"}]}]}))
+    done = baton("import", "alertmanager", str(am), "--dry-run")
+    assert done.returncode == 0
+    assert "CHECK    connectors.r-teams.webhook_url" in done.stderr
+    assert "check-config: 1 problem(s)" in done.stderr
 
 
 def test_existing_output_needs_force(tmp_path: Path) -> None:
