@@ -293,3 +293,13 @@ def test_cli_still_fails_on_a_broken_importer(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(_cli_import, "_module", fail)
     with pytest.raises(ModuleNotFoundError):
         _cli_import.add_parser(argparse.ArgumentParser().add_subparsers())
+
+
+def test_header_credentials_from_a_file_are_reported_not_guessed() -> None:
+    am = {"route": {"receiver": "r"}, "receivers": [{"name": "r", "webhook_configs": [{
+        "url": "http://x.internal/", "http_config": {
+            "authorization": {"credentials_file": "/etc/am/token"}}}]}]}
+    res = convert(am)
+    assert "headers" not in res.config["connectors"]["r-webhook"]
+    assert "receivers[0].webhook_configs[0].http_config.authorization" in unmapped(res)
+    assert not res.report.env.keys() - {"BATON_ALERTMANAGER_TOKEN"}

@@ -167,14 +167,14 @@ def _http_auth(r: Receivers, http: Any, path: str, name: str) -> dict[str, Any]:
     for key, value in http.items():
         if key == "authorization" and isinstance(value, dict):
             scheme = value.get("type", "Bearer")
-            ref = r.secret(value, "credentials", f"{path}.authorization",
-                           f'"{scheme} <credentials>" (the whole Authorization header)',
-                           (name, "authorization"))
-            if ref is not None and "file" not in ref:
-                headers["Authorization"] = ref
+            if value.get("credentials"):
+                headers["Authorization"] = r._env(
+                    f'"{scheme} <credentials>" (the whole Authorization header)',
+                    (name, "authorization"))
             else:
-                r.report.skipped(f"{path}.authorization", "a header read from a file "
-                                 "would lack its scheme; set it through the environment")
+                r.report.skipped(f"{path}.authorization", "credentials read from a file "
+                                 "would lack the scheme in a header; give the header "
+                                 "through the environment")
         elif key in ("bearer_token", "bearer_token_file"):
             if key == "bearer_token":
                 headers["Authorization"] = r._env('"Bearer <token>"', (name, "authorization"))
