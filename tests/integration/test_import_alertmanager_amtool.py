@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from baton.config import load_config
+from baton.importers.alertmanager import ALWAYS
 from baton.matcher import parse_matchers
 from baton.simulate import simulate
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "import" / "alertmanager"
 AMTOOL = os.environ.get("AMTOOL_BIN", "/usr/bin/amtool")
 LEVELS = ("critical", "error", "warning", "info")
-AT = 1_796_558_400.0  # 2026-12-07T12:00:00Z, a Monday: inside working hours everywhere
+AT = 1_796_644_800.0  # 2026-12-07T12:00:00Z, a Monday: inside the fixtures' working hours
 
 # Label sets per fixture, chosen to reach every route (and to fall through some), with
 # severities spelled as Baton's levels: other words are mapped, and the report says so.
@@ -160,11 +161,22 @@ def baton_receivers(config_path: Path, env: dict[str, str], labels: dict[str, st
                "alerts": [{"status": "firing", "labels": labels, "annotations": {},
                            "startsAt": "2026-12-07T11:59:00Z"}]}
     report = simulate(config, "alertmanager", payload, AT)
+    always_muted: set[str] = set()
+
+    def walk(routes: list[dict[str, Any]]) -> None:
+        for r in routes:
+            if ALWAYS in r.get("mute_time_intervals", []):
+                always_muted.add(r["name"])
+            walk(r.get("routes", []))
+
+    walk(yaml.safe_load(config_path.read_text())["routes"])
     out = []
     for inc in report["alerts"][0]["incidents"]:
-        if inc["suppressed"]:  # a receiver without integrations: muted, named by its route
+        if inc["route"] in always_muted:  # a receiver without integrations: no policy
+            assert inc["suppressed"], inc
             out.append(by_path[inc["route"]])
         else:
+            assert not inc["suppressed"], inc  # AT is inside every active interval
             out.append(policies[inc["policy"]])
     return out
 
