@@ -319,3 +319,23 @@ def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     gone = baton("import", "alertmanager", str(tmp_path / "nope.yml"), "--dry-run")
     assert gone.returncode == 1 and "cannot read" in gone.stderr
+
+
+def test_inhibition_carries_over(tmp_path: Path) -> None:
+    """simple.yml: a critical alert mutes the warning of the same alertname, cluster and
+    service, and only that one."""
+    out, env, _ = imported(tmp_path, "simple.yml")
+    config = load_config(out, environ=env)
+
+    def alert(severity: str, cluster: str) -> dict[str, Any]:
+        return {"status": "firing", "startsAt": "2026-12-07T11:59:00Z", "annotations": {},
+                "labels": {"alertname": "Disk", "service": "files", "cluster": cluster,
+                           "severity": severity}}
+
+    payload = {"version": "4", "status": "firing", "alerts": [
+        alert("critical", "a"), alert("warning", "a"), alert("warning", "b")]}
+    report = simulate(config, "alertmanager", payload, AT)
+    held = {a["alert"]["labels"]["severity"] + "/" + a["alert"]["labels"]["cluster"]:
+            a["incidents"][0]["suppressed"] for a in report["alerts"]}
+    assert held["critical/a"] is None and held["warning/b"] is None
+    assert held["warning/a"] and held["warning/a"]["reason"] == "inhibited"
