@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external programs the integration tests run: Prometheus Alertmanager from
-# Debian (package prometheus-alertmanager, /usr/bin/prometheus-alertmanager).
+# Debian (package prometheus-alertmanager, /usr/bin/prometheus-alertmanager; it also ships
+# /usr/bin/amtool, which the import tests compare routing with).
 #
 # Idempotent: does nothing when the binary is already there. Never starts the packaged
 # service (scripts/apt-install.sh): the tests start their own Alertmanager on a free

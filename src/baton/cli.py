@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import _cli_import
 from ._cli_common import config_path, load
 from ._cli_store import cmd_dlq, cmd_prune, cmd_report, cmd_silence
 from .config import (
@@ -292,6 +293,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
     pr.add_argument("--json", action="store_true", help="rows per table as JSON")
     pr.set_defaults(func=cmd_prune)
+    _cli_import.add_parser(sub)
     return p
 
 
