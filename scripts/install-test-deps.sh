@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the external programs the integration tests run: Prometheus Alertmanager from
-# Debian (package prometheus-alertmanager, /usr/bin/prometheus-alertmanager), and Chromium
-# with its WebDriver for the web console's browser tests (packages chromium and
-# chromium-driver, /usr/bin/chromium and /usr/bin/chromedriver).
+# Debian (package prometheus-alertmanager, /usr/bin/prometheus-alertmanager; it also ships
+# /usr/bin/amtool, which the import tests compare routing with), and Chromium with its
+# WebDriver for the web console's browser tests (packages chromium and chromium-driver,
+# /usr/bin/chromium and /usr/bin/chromedriver).
 #
 # Idempotent: installs only what is missing. Never starts the packaged
 # service (scripts/apt-install.sh): the tests start their own Alertmanager on a free

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import signal
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -93,7 +94,8 @@ def listener(server: Any, cap: int, metrics: Metrics) -> Callable[[], asyncio.Ba
 
 
 async def _run(app: web.Application, host: str, port: int, shutdown_timeout: float,
-               read_timeout: float, cap: int, metrics: Metrics) -> None:
+               read_timeout: float, cap: int, metrics: Metrics,
+               on_hangup: Callable[[], None] | None = None) -> None:
     # lingering_time: after an early answer (408, 413) aiohttp reads what remains of the
     # body so the client sees the answer; a trickling client would hold that 10 s.
     runner = web.AppRunner(app, handle_signals=True, access_log=None,
@@ -105,22 +107,28 @@ async def _run(app: web.Application, host: str, port: int, shutdown_timeout: flo
         loop = asyncio.get_running_loop()
         sock = await loop.create_server(listener(runner.server, cap, metrics), host, port,
                                         reuse_address=True, backlog=128)
+        if on_hangup is not None:  # SIGHUP: reload the config (baton.reload)
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         try:
             await asyncio.Event().wait()  # until cancelled (a signal, see ``serve``)
         finally:
+            if on_hangup is not None:
+                loop.remove_signal_handler(signal.SIGHUP)
             sock.close()  # stop accepting; the runner then drains what is open
     finally:
         await runner.cleanup()
 
 
 def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float,
-          read_timeout: float, max_connections: int, metrics: Metrics) -> None:
-    """Run until SIGTERM/SIGINT, then shut down gracefully (as ``web.run_app`` does).
-    Startup errors (port taken, storage) propagate to the caller."""
+          read_timeout: float, max_connections: int, metrics: Metrics,
+          on_hangup: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully (as ``web.run_app`` does);
+    call ``on_hangup`` on SIGHUP. Startup errors (port taken, storage) propagate to the
+    caller."""
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(AcceptErrorLog())
     main = loop.create_task(_run(app, host, port, shutdown_timeout, read_timeout,
-                                 connection_cap(max_connections), metrics))
+                                 connection_cap(max_connections), metrics, on_hangup))
     try:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(main)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -19,15 +20,16 @@ from aiohttp import web
 from . import __version__
 from .api import callbacks, manage, ops, pagerduty, reports, schedules, silences, state
 from .api import ingest as ingest_api
+from .api import reload as reload_api
 from .api.probes import ProbeLog
 from .api.problem import Handler, problem_middleware
-from .backoff import RetryPolicy
 from .clock import Clock, SystemClock
 from .config import Config
 from .dispatch import Dispatcher, Lane
 from .ingest import Pipeline, suppressor_for
 from .metrics import Metrics
 from .plugin import CONNECTOR_GROUP, SOURCE_GROUP, Connector, Source, load
+from .reload import Reloader
 from .retention import Pruner
 from .store import Store, open_store
 from .sync import Syncer
@@ -46,10 +48,7 @@ def build_lanes(config: Config) -> dict[str, Lane]:
     lanes = {}
     for name, c in config.connectors.items():
         connector: Connector = load(CONNECTOR_GROUP, c.type)(name, c.options)
-        lanes[name] = Lane(connector=connector, timeout=c.timeout, concurrency=c.concurrency,
-                           retry=RetryPolicy(c.max_attempts, c.max_age, c.backoff_initial,
-                                             c.backoff_max, c.max_retry_after),
-                           rate_limit=c.rate_limit)
+        lanes[name] = Lane.from_config(c, connector)
     return lanes
 
 
@@ -89,6 +88,18 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     app[state.SYNCER] = syncer
     app[state.PROBES] = ProbeLog()  # unknown-source probes, logged rate-limited
 
+    def publish(new: Config) -> None:
+        # Handlers read the config per request from app[CONFIG]; a reload replaces it
+        # there, one assignment. aiohttp warns on changing a started app's state; this
+        # key is meant to change (see baton.reload).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            app[state.CONFIG] = new
+
+    app[state.RELOADER] = Reloader(config, pipeline=pipeline, dispatcher=dispatcher,
+                                   syncer=syncer, store=store, metrics=metrics, clock=clock,
+                                   publish=publish)
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store.open(owner=True)  # SQLite: refuses when another process owns the file
         recovered = await store.recover(clock.now())
@@ -101,9 +112,9 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
             stop_syncing = asyncio.Event()
             if run_dispatcher:
                 tasks.append(asyncio.create_task(dispatcher.run(), name="baton-dispatcher"))
-                if syncer.lanes:
-                    tasks.append(asyncio.create_task(syncer.run(stop_syncing),
-                                                     name="baton-sync"))
+                # Even with no polling connector: a reload may add one.
+                tasks.append(asyncio.create_task(syncer.run(stop_syncing),
+                                                 name="baton-sync"))
             log.info("baton started", sources=sorted(config.sources),
                      connectors=sorted(config.connectors))
             try:
@@ -155,6 +166,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: Store | Non
     r.add_get("/v1/reports/recurring", reports.recurring)
     r.add_get("/v1/schedules/{name}/oncall", schedules.oncall)
     r.add_post("/v1/callbacks/{connector}", callbacks.callback)
+    r.add_post("/-/reload", reload_api.reload)
     r.add_get("/healthz", ops.healthz)
     r.add_get("/readyz", ops.readyz)
     r.add_get("/metrics", ops.metrics)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import _cli_import
 from ._cli_common import config_path, load
 from ._cli_store import cmd_dlq, cmd_prune, cmd_report, cmd_silence
 from .config import (
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ._serve import serve
-    from .api.state import METRICS
+    from .api.state import METRICS, RELOADER
     from .app import create_app
     from .logging import configure
 
@@ -57,13 +58,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     for warning in config_warnings(listening):
         print(f"warning: {warning}", file=sys.stderr)
+    app[RELOADER].listen = listen  # a reload checks the open-API rule on this address
     if config.path is None:
         print(f"baton: no config given; running the built-in demo config on "
               f"{config.storage.url}, listening on {listen}", file=sys.stderr)
     try:
         serve(app, host, port, shutdown_timeout=config.server.shutdown_grace,
               read_timeout=config.server.read_timeout,
-              max_connections=config.server.max_connections, metrics=app[METRICS])
+              max_connections=config.server.max_connections, metrics=app[METRICS],
+              on_hangup=app[RELOADER].hangup)
     except ConfigError as e:
         for p in e.problems:
             print(f"config error: {p}", file=sys.stderr)
@@ -290,6 +293,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--config", help="config file (default: $BATON_CONFIG, else the demo)")
     pr.add_argument("--json", action="store_true", help="rows per table as JSON")
     pr.set_defaults(func=cmd_prune)
+    _cli_import.add_parser(sub)
     return p
 
 

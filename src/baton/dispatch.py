@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -22,7 +23,7 @@ import structlog
 
 from .backoff import RetryPolicy, decide
 from .clock import Clock
-from .config import DispatchConfig
+from .config import ConnectorConfig, DispatchConfig
 from .metrics import Metrics
 from .model import Notification, Outcome
 from .plugin import Connector
@@ -48,6 +49,13 @@ class Lane:
     failures: int = 0  # consecutive retryable failures
     open_until: float = 0.0
     started: deque[float] = field(default_factory=deque)  # attempt starts in the window
+
+    @classmethod
+    def from_config(cls, c: ConnectorConfig, connector: Connector) -> Lane:
+        return cls(connector=connector, timeout=c.timeout, concurrency=c.concurrency,
+                   retry=RetryPolicy(c.max_attempts, c.max_age, c.backoff_initial,
+                                     c.backoff_max, c.max_retry_after),
+                   rate_limit=c.rate_limit)
 
     def allowance(self, now: float) -> tuple[int, float | None]:
         """Attempts the rate limit allows now (a sliding window: never more than ``count``
@@ -86,6 +94,10 @@ class Dispatcher:
         self._timers_checked = float("-inf")
         self._next_timer: float | None = None
         self._next_rate: float | None = None  # when a rate-limited lane may send again
+        # Connectors a reload removed, with the reason their deliveries are dead-lettered:
+        # rows still come for them (a frozen policy's next level, a resolve) and nothing
+        # would ever claim them (see ``baton.reload``).
+        self.removed: dict[str, str] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -134,6 +146,7 @@ class Dispatcher:
         free slots and start the attempts. Returns the number of attempts started."""
         if timers:
             await self.fire_timers()
+            await self.abandon_removed()
         now = self.clock.now()
         started = 0
         self._next_rate = None
@@ -168,6 +181,19 @@ class Dispatcher:
                 task.add_done_callback(self._forget(claimed.id))
                 started += 1
         return started
+
+    async def abandon_removed(self) -> int:
+        """Dead-letter what waits for connectors a reload removed (one read each when
+        nothing does)."""
+        n = 0
+        for name, reason in list(self.removed.items()):
+            count = await self.store.abandon(name, reason, self.clock.now())
+            if count:
+                self.metrics.deliveries.labels(name, "dead").inc(count)
+                log.warning("dead-lettered deliveries of a removed connector",
+                            connector=name, count=count)
+            n += count
+        return n
 
     def _forget(self, delivery_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(_task: asyncio.Task[None]) -> None:
@@ -239,6 +265,12 @@ class Dispatcher:
         decides the next claim)."""
         now = self.clock.now()
         decision = decide(outcome, d.attempts, d.created_at, now, lane.retry)
+        removed = self.removed.get(d.connector)
+        if removed is not None and decision.state == "pending":
+            # Sent by the old instance while a reload removed it: no retry will come.
+            decision = dataclasses.replace(decision, state="dead", next_attempt_at=None,
+                                           reason="; ".join(
+                                               r for r in (decision.reason, removed) if r))
         self.metrics.deliveries.labels(d.connector, outcome.kind).inc()
         self.metrics.delivery_latency.labels(d.connector).observe(duration)
         if outcome.kind == "retryable":

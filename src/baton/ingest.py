@@ -15,6 +15,7 @@ import structlog
 
 from .clock import Clock
 from .config import Config, Policy
+from .errors import NotFound
 from .limits import bounded
 from .matcher import matches_all
 from .metrics import Metrics
@@ -138,13 +139,15 @@ class Pipeline:
 
     async def ingest(self, source_name: str, body: str, alerts: list[Alert],
                      message_id: str | None = None) -> IngestResult:
-        plan = self.planner
+        plan, source = self.planner, self.sources.get(source_name)
+        if source is None:  # removed by a reload while its request was being read
+            raise NotFound(f"no source named {source_name!r} is configured")
         # Before anything reads them: both engines must store the same text (NUL).
         body, alerts = storable(body), storable(alerts)
         # Before anything is stored or matched: an alert past a bound refuses the batch.
         alerts = bounded(alerts)
         alerts = plan.inhibitors_first(plan.label(
-            source_name, alerts, self.sources[source_name].severity_label))
+            source_name, alerts, source.severity_label))
         now = self.clock.now()
         per_alert = [plan.route(a, now) for a in alerts]
         result = await self._store(source_name, body, per_alert, now, message_id)

@@ -52,6 +52,13 @@ class Metrics:
                                    "(SQLite: its pages; PostgreSQL: Baton's tables with "
                                    "their indexes).", registry=r)
 
+        # Alertmanager's names, so existing alert rules on config reloads apply as they are.
+        self.reload_successful = Gauge("baton_config_last_reload_successful",
+                                       "Whether the last config reload succeeded (1) or "
+                                       "not (0).", registry=r)
+        self.reload_success_time = Gauge("baton_config_last_reload_success_timestamp_seconds",
+                                         "When the config was last loaded successfully "
+                                         "(at start or by a reload).", registry=r)
         self.connections = Gauge("baton_connections_open",
                                  "Client connections open (baton serve).", registry=r)
         self.connections_refused = Counter(

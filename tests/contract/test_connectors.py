@@ -27,6 +27,7 @@ from fakes import (
     closed_port,
     sample_incident,
     sample_notification,
+    start,
 )
 from jsonschema import Draft202012Validator
 
@@ -119,14 +120,7 @@ async def rig(name: str, aiohttp_server: Any, caplog: pytest.LogCaptureFixture
               ) -> AsyncIterator[Rig]:
     fake = load_fake(name)
     state = FakeState()
-    stop = None
-    if hasattr(fake, "serve"):  # a vendor that does not speak HTTP runs its own server
-        base_url, stop = await fake.serve(state)
-    else:
-        # No access log: the fake vendor's own log would show the URL token it was sent,
-        # and what the vendor logs is not Baton's leak.
-        server = await aiohttp_server(fake.make_app(state), access_log=None)
-        base_url = str(server.make_url("")).rstrip("/")
+    base_url, stop = await start(fake, state, aiohttp_server)
     sensitive = secrets_in(fake.config(base_url)) + list(getattr(fake, "SENSITIVE", ()))
     caplog.set_level(logging.DEBUG)
     with structlog.testing.capture_logs() as logs:

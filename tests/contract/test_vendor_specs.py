@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakes import FakeState, FakeVendor, sample_incident, sample_notification
+from fakes import FakeState, FakeVendor, sample_incident, sample_notification, start
 
 from baton import plugin
 from baton.model import Alert, parse_iso
@@ -104,12 +104,7 @@ async def vendor(name: str, aiohttp_server: Any) -> AsyncIterator[tuple[FakeVend
                                                                         FakeState, str]]:
     fake: FakeVendor = load("fakes", name, "fake vendor")
     state = FakeState()
-    stop = None
-    if hasattr(fake, "serve"):
-        base_url, stop = await fake.serve(state)
-    else:
-        server = await aiohttp_server(fake.make_app(state), access_log=None)
-        base_url = str(server.make_url("")).rstrip("/")
+    base_url, stop = await start(fake, state, aiohttp_server)
     yield fake, state, base_url
     state.release.set()
     if stop is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakes import FakeState, FakeVendor, Seen, sample_notification
+from fakes import FakeState, FakeVendor, Seen, sample_notification, start
 
 from baton import plugin
 
@@ -188,12 +188,7 @@ async def _trigger_request(name: str, aiohttp_server: Any) -> Seen:
     """The request that writes: the last one a trigger sends."""
     fake: FakeVendor = importlib.import_module(f"fakes.{name.replace('-', '_')}")
     state = FakeState()
-    stop = None
-    if hasattr(fake, "serve"):
-        base_url, stop = await fake.serve(state)
-    else:
-        server = await aiohttp_server(fake.make_app(state), access_log=None)
-        base_url = str(server.make_url("")).rstrip("/")
+    base_url, stop = await start(fake, state, aiohttp_server)
     try:
         cls = plugin.load(plugin.CONNECTOR_GROUP, name)
         async with aiohttp.ClientSession() as http:

@@ -44,6 +44,8 @@ HOOK = TargetSpec("hook")
 test_a_claim_is_a_lease = _store_tests.test_a_claim_is_a_lease
 test_long_label_names_and_values_are_indexed_and_inhibit = (
     _store_tests.test_long_label_names_and_values_are_indexed_and_inhibit)
+test_abandon_dead_letters_waiting_rows_but_not_a_live_claim = (
+    _store_tests.test_abandon_dead_letters_waiting_rows_but_not_a_live_claim)
 test_release_gives_back_without_counting_the_attempt = (
     _store_tests.test_release_gives_back_without_counting_the_attempt)
 test_a_claim_carries_the_document_a_separate_read_gives = (

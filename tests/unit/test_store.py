@@ -197,6 +197,22 @@ async def test_a_claim_is_a_lease(store: Store) -> None:
     assert await store.claim("hook", 10, T0 + 999, 60, "w1") == []
 
 
+async def test_abandon_dead_letters_waiting_rows_but_not_a_live_claim(store: Store) -> None:
+    """A connector removed by a reload: pending rows and expired claims become dead
+    letters with the reason; a claim under lease is left to finish; replay works."""
+    await store.ingest("app", "{}", [routed("a"), routed("b"), routed("c")], T0)
+    first, second = await store.claim("hook", 2, T0, 60, "w1")
+    reason = "connector hook removed from config by reload"
+    assert await store.abandon("hook", reason, T0 + 30) == 1  # the third, pending
+    assert await store.abandon("hook", reason, T0 + 61) == 2  # both claims expired now
+    dead = await store.list_deliveries(state="dead")
+    assert {d["last_error"] for d in dead[0]} == {reason} and len(dead[0]) == 3
+    assert await store.abandon("hook", reason, T0 + 99) == 0  # nothing waits: no write
+    assert await store.finish(DeliveryOutcome(first.id, "delivered", T0 + 62), "w1") is False
+    doc = await store.retry_delivery(second.id, "ops", T0 + 100)
+    assert doc["state"] == "pending"
+
+
 async def test_recover_takes_back_claims_of_a_previous_run(tmp_path: Path) -> None:
     owner = open_store(f"sqlite:///{tmp_path}/b.db")
     owner.open(owner=True)

@@ -9,6 +9,7 @@ from ..config import Config
 from ..dispatch import Dispatcher
 from ..ingest import Pipeline
 from ..metrics import Metrics
+from ..reload import Reloader
 from ..store import Store
 from ..sync import Syncer
 from .probes import ProbeLog
@@ -21,3 +22,4 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNCER = web.AppKey("syncer", Syncer)
 PROBES = web.AppKey("probes", ProbeLog)
+RELOADER = web.AppKey("reloader", Reloader)

@@ -298,6 +298,14 @@ class Store(Upkeep):
         return await self.engine.read(
             lambda tx: _v.list_deliveries(tx, state, connector, limit, cursor))
 
+    async def abandon(self, connector: str, reason: str, now: float) -> int:
+        """Dead-letter the deliveries waiting for a connector no longer configured; the
+        number dead-lettered. A read first: nothing waiting costs no write."""
+        if not await self.engine.read(lambda tx: _d.waiting(tx, connector)):
+            return 0
+        return await self._write(lambda tx: _d.abandon(tx, connector, reason, now),
+                                 priority=True)
+
     async def dead_ids(self) -> list[str]:
         return await self.engine.read(_d.dead_ids)
 

@@ -133,6 +133,32 @@ def retry(tx: Tx, delivery_id: str, by: str, now: float) -> None:
     tx.enqueued += 1
 
 
+def abandon(tx: Tx, connector: str, reason: str, now: float) -> int:
+    """Dead-letter what waits for ``connector``, which is no longer configured (removed by
+    a reload): pending rows, and claims whose lease ran out (their worker is gone). A
+    claim still under lease is being sent and finishes first. Replayable as any dead
+    letter once the connector is back."""
+    rows = tx.all("SELECT id, incident_id, action, attempts FROM deliveries "
+                  "WHERE connector = ? AND (state = 'pending' OR (state = 'in_flight' "
+                  "AND lease_until < ?)) ORDER BY seq", (connector, now))
+    for r in rows:
+        tx.run("UPDATE deliveries SET state = 'dead', next_attempt_at = NULL, "
+               "lease_until = NULL, claimed_by = NULL, last_error = ? WHERE id = ?",
+               (reason, r["id"]))
+        tx.timeline(r["incident_id"], now, "delivery_dead", "baton:reload",
+                    {"connector": connector, "action": r["action"], "delivery_id": r["id"],
+                     "attempt": r["attempts"], "error": reason})
+    return len(rows)
+
+
+def waiting(tx: Tx, connector: str) -> int:
+    """Rows of ``connector`` not yet delivered or given up (``abandon`` asks first, so an
+    idle sweep costs a read, not a write)."""
+    row = tx.one("SELECT COUNT(*) AS n FROM deliveries WHERE connector = ? "
+                 "AND state IN ('pending', 'in_flight')", (connector,))
+    return int(row["n"]) if row else 0
+
+
 def dead_ids(tx: Tx) -> list[str]:
     return [r["id"] for r in tx.all("SELECT id FROM deliveries WHERE state = 'dead' "
                                     "ORDER BY id")]

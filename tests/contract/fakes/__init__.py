@@ -56,7 +56,7 @@ import contextlib
 import json
 import socket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -164,6 +164,19 @@ async def chunked_json(request: web.Request, doc: Any, status: int = 200,
         await resp.write(data[start:start + CHUNK])
     await resp.write_eof()
     return resp
+
+
+async def start(fake: FakeVendor, state: FakeState, aiohttp_server: Any
+                ) -> tuple[str, Callable[[], Awaitable[None]] | None]:
+    """The fake vendor running on 127.0.0.1: its base URL, and how to stop it when it
+    runs its own server (``serve``); an HTTP fake stops with ``aiohttp_server``."""
+    if hasattr(fake, "serve"):
+        base_url, stop = await fake.serve(state)  # type: ignore[attr-defined]
+        return str(base_url), stop
+    # No access log: the fake vendor's own log would show the URL token it was sent,
+    # and what the vendor logs is not Baton's leak.
+    server = await aiohttp_server(fake.make_app(state), access_log=None)
+    return str(server.make_url("")).rstrip("/"), None
 
 
 def closed_port() -> int:

@@ -28,6 +28,18 @@ def json_body(seen: Seen) -> tuple[Any, list[str]]:
         return None, [f"body is not JSON: {exc}"]
 
 
+def json_request(seen: Seen) -> tuple[Any, list[str]]:
+    """A request that must carry JSON: its decoded body, and what is wrong with its
+    Content-Type or body (the body is None when it does not decode)."""
+    out = []
+    if (header(seen, "Content-Type") or "").split(";")[0].strip() != "application/json":
+        out.append("Content-Type must be application/json")
+    try:
+        return json.loads(seen.body), out
+    except ValueError:
+        return None, [*out, "body is not JSON"]
+
+
 def request_problems(app: OpenAPI, host_url: str, seen: Seen,
                      path: str | None = None) -> list[str]:
     """What ``app``'s description finds wrong with ``seen`` sent to ``host_url``: path and

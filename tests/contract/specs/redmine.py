@@ -16,10 +16,11 @@ Redmine publishes no OpenAPI or JSON Schema. The nearest authoritative texts:
 
 from __future__ import annotations
 
-import json
 import re
 
 from fakes import Seen
+
+from ._openapi import json_request
 
 SUBJECT_CHARS = 255
 CREATE = {"project_id", "tracker_id", "status_id", "priority_id", "subject", "description",
@@ -63,12 +64,10 @@ def check(seen: Seen) -> list[str]:
         if not READS.match(seen.path):
             out.append(f"GET {seen.path} is not a documented endpoint")
         return out
-    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        out.append("Content-Type must be application/json")
-    try:
-        doc = json.loads(seen.body)
-    except ValueError:
-        return [*out, "body is not JSON"]
+    doc, problems = json_request(seen)
+    out += problems
+    if doc is None:
+        return out
     if seen.method == "POST" and seen.path == "/issues.json":
         out += _issue_problems(doc.get("issue"), CREATE, create=True)
     elif seen.method == "PUT" and ISSUE.match(seen.path):

@@ -17,10 +17,11 @@ REST API Explorer generates one per instance). The nearest authoritative texts:
 
 from __future__ import annotations
 
-import json
 import re
 
 from fakes import Seen
+
+from ._openapi import json_request
 
 TABLE = "/api/now/table/incident"
 LENGTHS = {"short_description": 160, "description": 4000, "correlation_id": 100,
@@ -59,12 +60,10 @@ def check(seen: Seen) -> list[str]:
         return out
     if (seen.method == "POST") != (seen.path == TABLE):
         out.append(f"{seen.method} goes to {'the table' if seen.method == 'POST' else 'a record'}")
-    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        out.append("Content-Type must be application/json")
-    try:
-        doc = json.loads(seen.body)
-    except ValueError:
-        return [*out, "body is not JSON"]
+    doc, problems = json_request(seen)
+    out += problems
+    if doc is None:
+        return out
     for field, value in doc.items():
         text = str(value)
         if field in LENGTHS and len(text) > LENGTHS[field]:

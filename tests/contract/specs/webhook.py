@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 
 from fakes import Seen
 
 from baton import schema
+
+from ._openapi import json_request
 
 _ID = re.compile(r"^[\x21-\x7e]+$")
 _HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -27,12 +28,10 @@ _HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 def check(seen: Seen) -> list[str]:
     headers = {k.lower(): v for k, v in seen.headers.items()}
     out = []
-    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        out.append("Content-Type must be application/json")
-    try:
-        doc = json.loads(seen.body)
-    except ValueError:
-        return [*out, "body is not JSON"]
+    doc, problems = json_request(seen)
+    out += problems
+    if doc is None:
+        return out
     out += schema.problems("incident.schema.json", doc, prefix="body")
     present = [h for h in _HEADERS if h in headers]
     if present and len(present) != len(_HEADERS):
