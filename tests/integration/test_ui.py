@@ -346,3 +346,28 @@ async def test_live_parts_of_the_incident_page(gw: Gateway) -> None:
     resp = await gw.client.get(f"/ui/incidents/{inc}/live?part=events",
                                headers={"HX-Request": "true"}, allow_redirects=False)
     assert resp.status == 401
+
+
+async def test_a_reload_that_removes_the_token_ends_its_console_sessions(
+        aiohttp_client: ClientFactory, receiver: Sink, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from baton.api import state
+    from baton.app import create_app
+    from baton.config import load_config
+
+    monkeypatch.setenv("OPS_TOKEN", OPS)
+    monkeypatch.setenv("CI_TOKEN", "s3cr3t-ci-token")
+    data = with_tokens(tmp_path, receiver.url)
+    path = tmp_path / "baton.yaml"
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    app = create_app(load_config(path), clock=clock, run_dispatcher=False)
+    client = await aiohttp_client(app)
+    await login(client)
+    data["api"] = {"tokens": [{"name": "ci", "token": {"env": "CI_TOKEN"}}]}
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    await app[state.RELOADER].reload()
+    resp = await client.get("/ui/incidents", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/ui/login")
+    await login(client, "s3cr3t-ci-token")  # the new token logs in at once
